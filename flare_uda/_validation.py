@@ -1,0 +1,53 @@
+"""Shared input checks that raise clear errors (expected vs. got), never ``assert``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def require_ndim(array: np.ndarray, ndim: int, what: str = "array") -> None:
+    """Raise ``ValueError`` unless ``array`` has ``ndim`` dimensions."""
+    if np.ndim(array) != ndim:
+        raise ValueError(
+            f"{what} must be {ndim}D (z, y, x), got {np.ndim(array)}D with shape {np.shape(array)}"
+        )
+
+
+def require_finite(array: np.ndarray, what: str = "array") -> None:
+    """Raise ``ValueError`` if ``array`` holds NaN or inf values."""
+    arr = np.asarray(array)
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        n_nan = int(np.isnan(arr).sum())
+        n_inf = int(np.isinf(arr).sum())
+        raise ValueError(
+            f"{what} must hold finite values, got {n_nan} NaN and {n_inf} inf voxels"
+        )
+
+
+def as_triplet(value: Sequence[float] | float, what: str, positive: bool = False) -> tuple:
+    """Return ``value`` as a tuple of three finite floats (z, y, x).
+
+    Raises
+    ------
+    ValueError
+        If ``value`` does not hold three finite numbers, or (``positive``) one is <= 0.
+    """
+    arr = np.broadcast_to(np.asarray(value, dtype=float), (3,)) if np.ndim(value) == 0 else (
+        np.asarray(value, dtype=float)
+    )
+    if arr.shape != (3,):
+        raise ValueError(f"{what} must have 3 values (z, y, x), got {tuple(np.ravel(value))}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{what} must be finite, got {tuple(arr.tolist())}")
+    if positive and (arr <= 0).any():
+        raise ValueError(f"{what} must be positive, got {tuple(arr.tolist())}")
+    return tuple(float(v) for v in arr)
+
+
+def require_choice(value: str, choices: Sequence[str], what: str) -> str:
+    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {list(choices)}, got {value!r}")
+    return value

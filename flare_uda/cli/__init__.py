@@ -1,0 +1,44 @@
+"""The ``flare-uda`` command line: one subcommand per stage.
+
+Subcommands are loaded lazily (``--help`` stays fast and does not import
+torch). A stage adds its command by naming it in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click.Command; each stage owns its module.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "phantom": ("flare_uda.cli.phantom", "Generate the synthetic abdominal phantom cohort."),
+    "demo": ("flare_uda.cli.demo", "Run the whole method on the phantom cohort."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        return module.command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="flare-uda")
+def main() -> None:
+    """flare_uda: CT -> MRI domain adaptation for abdominal organ segmentation."""
+
+
+__all__ = ["main", "COMMANDS"]

@@ -1,0 +1,176 @@
+"""Reading and writing volumes with SimpleITK, geometry preserved exactly.
+
+Reads NIfTI, MHA/MHD, NRRD and DICOM series folders; writes NIfTI and MHA.
+Writes are atomic: a temporary file in the target folder, then a rename.
+SimpleITK already does the format work; what is written here is the (z, y, x)
+convention of :class:`~flare_uda.volume.Volume`, label checks and atomicity.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from flare_uda._atomic import atomic_path
+from flare_uda._validation import require_finite, require_ndim
+from flare_uda.data.labels import check_label_values, remap_to_flare
+from flare_uda.volume import Volume
+
+READ_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr")
+WRITE_SUFFIXES = (".nii.gz", ".nii", ".mha")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for s in sorted(READ_SUFFIXES, key=len, reverse=True):
+        if name.endswith(s):
+            return s
+    return path.suffix.lower()
+
+
+def from_sitk(image: sitk.Image) -> Volume:
+    """Convert a 3D SimpleITK image into a :class:`Volume` ((x, y, z) -> (z, y, x))."""
+    if image.GetDimension() != 3:
+        raise ValueError(f"expected a 3D image, got {image.GetDimension()}D")
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(
+            f"expected a scalar image, got {image.GetNumberOfComponentsPerPixel()} components"
+        )
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)[::-1, ::-1]
+    return Volume(
+        array=sitk.GetArrayFromImage(image),
+        spacing=image.GetSpacing()[::-1],
+        origin=image.GetOrigin()[::-1],
+        direction=direction.copy(),
+    )
+
+
+def to_sitk(volume: Volume) -> sitk.Image:
+    """Convert a :class:`Volume` into a SimpleITK image with the same geometry."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array))
+    image.SetSpacing(volume.spacing[::-1])
+    image.SetOrigin(volume.origin[::-1])
+    image.SetDirection(tuple(volume.direction[::-1, ::-1].ravel().tolist()))
+    return image
+
+
+def _read_sitk(path: Path) -> sitk.Image:
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    if path.is_dir():
+        reader = sitk.ImageSeriesReader()
+        series = reader.GetGDCMSeriesIDs(str(path))
+        if not series:
+            raise ValueError(f"expected a DICOM series in folder {path}, found none")
+        if len(series) > 1:
+            raise ValueError(
+                f"expected one DICOM series in folder {path}, found {len(series)}: {list(series)}"
+            )
+        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
+        return reader.Execute()
+    if _suffix(path) not in READ_SUFFIXES:
+        raise ValueError(
+            f"unsupported file type {path.name!r}: expected one of {READ_SUFFIXES} or a DICOM folder"
+        )
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        raise ValueError(f"could not read {path}: {str(err).strip().splitlines()[-1]}") from err
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read an image volume (file or DICOM series folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is unreadable, not 3D, or holds NaN/inf voxels.
+    """
+    path = Path(path)
+    image = _read_sitk(path)
+    if image.GetDimension() != 3:
+        raise ValueError(f"{path} must be a 3D volume, got {image.GetDimension()}D")
+    volume = from_sitk(image)
+    require_finite(volume.array, f"image {path.name}")
+    return volume
+
+
+def as_integer_labels(array: np.ndarray, what: str = "label") -> np.ndarray:
+    """Return labels as integers; float-stored labels must be integral.
+
+    Raises
+    ------
+    ValueError
+        If float values are not integral (e.g. an interpolated label map), or non-finite.
+    """
+    arr = np.asarray(array)
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr
+    if np.issubdtype(arr.dtype, np.bool_):
+        return arr.astype(np.uint8)
+    require_finite(arr, what)
+    rounded = np.rint(arr)
+    if not np.array_equal(rounded, arr):
+        frac = arr[rounded != arr]
+        raise ValueError(
+            f"{what} must hold integral values, got {frac.size} non-integral voxels "
+            f"(e.g. {float(frac[0]):.4g}); was it resampled with linear interpolation?"
+        )
+    if rounded.min() < 0:
+        raise ValueError(f"{what} must be non-negative, got minimum {rounded.min():.0f}")
+    return rounded.astype(np.uint16 if rounded.max() > 255 else np.uint8)
+
+
+def read_label(path: str | os.PathLike, label_map: str = "flare") -> Volume:
+    """Read a label volume and convert it into FLARE order.
+
+    Parameters
+    ----------
+    path : path-like
+        Label file.
+    label_map : str
+        Source label map name (``"flare"``, ``"amos"``, ``"total"``, ...).
+
+    Returns
+    -------
+    Volume of uint8
+        FLARE labels, same geometry as the file.
+    """
+    path = Path(path)
+    image = _read_sitk(path)
+    if image.GetDimension() != 3:
+        raise ValueError(f"{path} must be a 3D label volume, got {image.GetDimension()}D")
+    volume = from_sitk(image)
+    labels = as_integer_labels(volume.array, f"label {path.name}")
+    check_label_values(labels, label_map, f"label {path.name}")
+    return volume.with_array(remap_to_flare(labels, label_map))
+
+
+def write_volume(volume: Volume, path: str | os.PathLike, is_label: bool = False) -> Path:
+    """Write ``volume`` to ``path`` (.nii.gz, .nii or .mha) atomically.
+
+    Labels are written as unsigned integers (uint8, or uint16 above 255).
+    The parent folder is created. Returns the path written.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if suffix not in WRITE_SUFFIXES:
+        raise ValueError(f"can write {WRITE_SUFFIXES}, got {path.name!r}")
+    require_ndim(volume.array, 3, "volume to write")
+    array = volume.array
+    if is_label:
+        array = as_integer_labels(array, f"label for {path.name}")
+        array = array.astype(np.uint16 if array.max(initial=0) > 255 else np.uint8)
+    elif array.dtype == np.float64:
+        array = array.astype(np.float32)
+    elif array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    image = to_sitk(volume.with_array(array))
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=suffix != ".nii")
+    return path

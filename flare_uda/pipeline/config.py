@@ -1,0 +1,189 @@
+"""The pipeline's configuration: frozen dataclasses, YAML in and out, presets.
+
+One :class:`UDAConfig` describes a whole run; each stage reads only its own
+section, and each section's hash keys that stage's cache (see
+:mod:`flare_uda.pipeline.cache`), so changing one section reruns only what
+depends on it. YAML parsing lives here, at the edge; the stages see dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flare_uda._atomic import write_text
+from flare_uda.registry import unknown_name_error
+
+ABLATION_SETTINGS = ("only_ct", "cyclegan", "asit", "asit_mdm", "asit_mdm_plf", "oracle")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Phantom cohort used when no data folders are given.
+
+    ``n_mr`` unlabelled MR cases are used for adaptation; ``n_mr_test`` further
+    MR subjects (labels used for evaluation only) are held out for scoring.
+    """
+
+    preset: str = "quick"
+    n_ct: int = 8
+    n_mr: int = 8
+    n_mr_test: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_ct", "n_mr", "n_mr_test"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    """Stage 1: which translator, its preset, and an optional iteration override."""
+
+    method: str = "asit"
+    preset: str = "quick"
+    iterations: int | None = None
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """A segmentation training: network/trainer preset and iteration override."""
+
+    preset: str = "quick"
+    iterations: int | None = None
+    head: str = "softmax"
+
+
+@dataclass(frozen=True)
+class PseudoLabelConfig:
+    """Stages 2-3: MDM and self-training with pseudo-label filtering."""
+
+    better_sequence: str = "T1"
+    registrar: str = "torch"
+    quality_gate: bool = False
+    rounds: int = 2
+    keep_fraction: float = 0.75
+    ensemble: str = "union"
+
+    def __post_init__(self) -> None:
+        if self.rounds < 2:
+            raise ValueError(f"pseudolabel.rounds must be >= 2 (eq. 7 needs K >= 2), got {self.rounds}")
+        if not 0.0 < self.keep_fraction <= 1.0:
+            raise ValueError(f"pseudolabel.keep_fraction must be in (0, 1], got {self.keep_fraction}")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Stage 4 inference: plain sliding window or coarse-to-fine ROI."""
+
+    mode: str = "plain"
+    step: float = 0.5
+
+
+@dataclass(frozen=True)
+class UDAConfig:
+    """A whole run of the method (and its ablation)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    translation: TranslationConfig = field(default_factory=TranslationConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    final_segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    pseudolabel: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    ablation: tuple[str, ...] = ABLATION_SETTINGS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        ablation = tuple(self.ablation)
+        for name in ablation:
+            if name not in ABLATION_SETTINGS:
+                raise unknown_name_error("ablation setting", name, list(ABLATION_SETTINGS))
+        object.__setattr__(self, "ablation", ablation)
+
+    # ------------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["ablation"] = list(self.ablation)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> UDAConfig:
+        """Build from a (possibly partial) nested dict; unknown keys are errors."""
+        if not isinstance(d, dict):
+            raise TypeError(f"config must be a mapping, got {type(d).__name__}")
+        kwargs: dict[str, Any] = {}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in d.items():
+            if key not in fields:
+                raise unknown_name_error("config section", key, list(fields))
+            sub = _SECTION_TYPES.get(key)
+            if sub is not None:
+                if not isinstance(value, dict):
+                    raise TypeError(f"config section {key!r} must be a mapping, got {value!r}")
+                names = {f.name for f in dataclasses.fields(sub)}
+                for k in value:
+                    if k not in names:
+                        raise unknown_name_error(f"{key} option", k, sorted(names))
+                kwargs[key] = sub(**value)
+            else:
+                kwargs[key] = tuple(value) if key == "ablation" else value
+        return cls(**kwargs)
+
+    def to_yaml(self, path: str | os.PathLike | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            write_text(path, text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> UDAConfig:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"expected a YAML config file, got {p}")
+        return cls.from_dict(yaml.safe_load(p.read_text()) or {})
+
+
+_SECTION_TYPES = {
+    "data": DataConfig,
+    "translation": TranslationConfig,
+    "segmentation": SegmentationConfig,
+    "final_segmentation": SegmentationConfig,
+    "pseudolabel": PseudoLabelConfig,
+    "inference": InferenceConfig,
+}
+
+PRESETS: dict[str, UDAConfig] = {
+    # CPU, 2 cores: the whole method + ablation in about 10 minutes.
+    "quick": UDAConfig(),
+    # Tests / CI end-to-end: seconds per stage, numbers meaningless.
+    "tiny": UDAConfig(
+        data=DataConfig(preset="tiny", n_ct=2, n_mr=4, n_mr_test=2),
+        translation=TranslationConfig(preset="quick", iterations=2),
+        segmentation=SegmentationConfig(preset="tiny", iterations=2),
+        final_segmentation=SegmentationConfig(preset="tiny", iterations=2),
+        pseudolabel=PseudoLabelConfig(rounds=2),
+    ),
+    # The paper's Tables 1, 2 and 4 (GPU): full-size phantom, small nnU-Net,
+    # sigmoid head, 3 self-training rounds.
+    "paper": UDAConfig(
+        data=DataConfig(preset="paper", n_ct=50, n_mr=100, n_mr_test=20),
+        translation=TranslationConfig(preset="paper"),
+        segmentation=SegmentationConfig(preset="default"),
+        final_segmentation=SegmentationConfig(preset="paper", head="sigmoid"),
+        pseudolabel=PseudoLabelConfig(rounds=3),
+    ),
+}
+
+
+def get_preset(name: str) -> UDAConfig:
+    """The pipeline preset ``name`` (``quick``, ``tiny``, ``paper``)."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise unknown_name_error("pipeline preset", str(name), list(PRESETS)) from None

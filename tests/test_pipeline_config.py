@@ -1,0 +1,57 @@
+"""Pipeline config: YAML round trip, presets, validation errors; stage-cache keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from flare_uda.pipeline.cache import StageCache, stage_key
+from flare_uda.pipeline.config import PRESETS, UDAConfig, get_preset
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_yaml_round_trip(tmp_path, name):
+    cfg = get_preset(name)
+    path = tmp_path / "cfg.yaml"
+    cfg.to_yaml(path)
+    assert UDAConfig.from_yaml(path) == cfg
+
+
+def test_partial_dict_keeps_defaults():
+    cfg = UDAConfig.from_dict({"pseudolabel": {"rounds": 3}})
+    assert cfg.pseudolabel.rounds == 3
+    assert cfg.translation == UDAConfig().translation
+
+
+def test_unknown_preset_suggests():
+    with pytest.raises(KeyError, match="Did you mean 'quick'"):
+        get_preset("quik")
+
+
+def test_unknown_section_and_option():
+    with pytest.raises(KeyError, match="config section"):
+        UDAConfig.from_dict({"translaton": {}})
+    with pytest.raises(KeyError, match="Did you mean 'rounds'"):
+        UDAConfig.from_dict({"pseudolabel": {"round": 3}})
+
+
+def test_invalid_values():
+    with pytest.raises(ValueError, match="rounds must be >= 2"):
+        UDAConfig.from_dict({"pseudolabel": {"rounds": 1}})
+    with pytest.raises(KeyError, match="ablation setting"):
+        UDAConfig(ablation=("asit", "asit+mdm"))
+    with pytest.raises(FileNotFoundError, match="YAML"):
+        UDAConfig.from_yaml("/nonexistent/cfg.yaml")
+
+
+def test_stage_keys_chain(tmp_path):
+    cache = StageCache(tmp_path)
+    a = cache.stage("translate", {"method": "asit"})
+    b = cache.stage("train", {"iters": 2}, upstream=(a,))
+    a2 = cache.stage("translate", {"method": "cyclegan"})
+    b2 = cache.stage("train", {"iters": 2}, upstream=(a2,))
+    assert a.key != a2.key and b.key != b2.key
+    assert stage_key("train", {"iters": 2}, (a.key,)) == b.key
+    assert not b.done
+    b.mark_done({"n": 1})
+    assert cache.stage("train", {"iters": 2}, upstream=(a,)).done
+    assert b.info()["n"] == 1

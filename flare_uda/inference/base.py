@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from flare_uda.registry import Registry
 from flare_uda.segmentation.base import Segmenter
 from flare_uda.volume import Volume
 
@@ -34,3 +35,7 @@ class Inferer(ABC):
     @abstractmethod
     def infer(self, volume: Volume, segmenter: Segmenter) -> Volume:
         """Label map (uint8, FLARE order) on ``volume``'s grid."""
+
+
+INFERERS: Registry[type[Inferer]] = Registry("inferer")
+"""Inferer classes by name (``"sliding_window"``, ``"roi"``)."""

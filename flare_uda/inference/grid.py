@@ -1,0 +1,90 @@
+"""Between the input grid and the network grid: preprocessing, crops, label return.
+
+The paper's order: normalise per plan, resample the image to the plan's
+spacing, run the network there, and bring back the *label map* (nearest
+neighbour) onto the input's exact grid, never the logits. The resampling and
+normalisation themselves are :mod:`flare_uda.data.preprocess` (nnU-Net rules);
+this module only sequences them and handles crops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from flare_uda.segmentation.base import SegmentationPlan
+from flare_uda.volume import Volume
+
+
+def _same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
+    return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
+
+
+def prepare(
+    volume: Volume, plan: SegmentationPlan, spacing: Sequence[float] | None = None
+) -> Volume:
+    """Normalise ``volume`` per ``plan`` and resample it to ``spacing`` (default the plan's).
+
+    Returns
+    -------
+    Volume of float32, "z y x"
+        At the target spacing, same physical extent (nnU-Net's resampling).
+    """
+    from flare_uda.data.preprocess import normalize, resample_volume
+
+    target = plan.spacing if spacing is None else tuple(float(s) for s in spacing)
+    stats = plan.intensity_stats if plan.normalization == "ct" else None
+    image = volume.with_array(normalize(volume.array, plan.normalization, stats))
+    if _same_spacing(image.spacing, target):
+        return image
+    return resample_volume(image, target, is_label=False)
+
+
+def labels_to_input_grid(labels: Volume, reference: Volume) -> Volume:
+    """Bring a label map from the network grid onto ``reference``'s grid (nearest neighbour).
+
+    Returns
+    -------
+    Volume of uint8 with exactly ``reference``'s geometry.
+    """
+    if labels.same_geometry(reference):
+        out = labels
+    else:
+        from flare_uda.data.preprocess import resample_to_reference
+
+        out = resample_to_reference(labels, reference, is_label=True)
+    array = np.asarray(out.array).astype(np.uint8, copy=False)
+    # the geometry is the reference's, bit for bit (resamplers may round origin/spacing)
+    return reference.with_array(array)
+
+
+def crop_volume(volume: Volume, box: Sequence[slice]) -> Volume:
+    """The sub-volume ``volume.array[box]`` with its own origin (physical position kept)."""
+    starts = np.array([b.start or 0 for b in box], dtype=float)
+    origin = volume.index_to_physical(starts)
+    return Volume(
+        np.ascontiguousarray(volume.array[tuple(box)]),
+        volume.spacing,
+        tuple(origin.tolist()),
+        volume.direction,
+    )
+
+
+def box_to_grid(box: Sequence[slice], source: Volume, target: Volume) -> tuple[slice, ...]:
+    """Map a voxel box of ``source`` onto ``target``'s voxel grid (same direction assumed).
+
+    The box's corners are taken to physical space and back, rounded outwards
+    and clipped to ``target``'s shape.
+    """
+    lo = np.array([b.start for b in box], dtype=float) - 0.5
+    hi = np.array([b.stop for b in box], dtype=float) - 0.5
+    inv = np.linalg.inv(target.direction * np.asarray(target.spacing)[None, :])
+    corners = [source.index_to_physical(c) for c in (lo, hi)]
+    idx = [inv @ (c - np.asarray(target.origin)) for c in corners]
+    t_lo = np.floor(np.minimum(idx[0], idx[1]) + 0.5).astype(int)
+    t_hi = np.ceil(np.maximum(idx[0], idx[1]) + 0.5).astype(int)
+    return tuple(
+        slice(int(max(a, 0)), int(min(b, n)))
+        for a, b, n in zip(t_lo, t_hi, target.shape, strict=True)
+    )

@@ -1,1 +1,41 @@
-"""flare_uda.pseudolabel."""
+"""flare_uda.pseudolabel: uncertainty (eq. 7), filters, ensembling, the self-training loop."""
+
+from flare_uda.pseudolabel.base import (
+    ENSEMBLERS,
+    FILTERS,
+    AllOf,
+    Ensembler,
+    PseudoLabelFilter,
+    get_ensembler,
+    get_filter,
+)
+from flare_uda.pseudolabel.ensemble import (
+    MajorityEnsembler,
+    UnionEnsembler,
+    majority_vote,
+    union_ensemble,
+)
+from flare_uda.pseudolabel.filters import UncertaintyFilter, VolumePriorFilter, source_volume_stats
+from flare_uda.pseudolabel.self_training import SelfTrainingResult, run_self_training
+from flare_uda.pseudolabel.uncertainty import pseudo_label_uncertainty, uncertainties
+
+__all__ = [
+    "ENSEMBLERS",
+    "FILTERS",
+    "AllOf",
+    "Ensembler",
+    "MajorityEnsembler",
+    "PseudoLabelFilter",
+    "SelfTrainingResult",
+    "UncertaintyFilter",
+    "UnionEnsembler",
+    "VolumePriorFilter",
+    "get_ensembler",
+    "get_filter",
+    "majority_vote",
+    "pseudo_label_uncertainty",
+    "run_self_training",
+    "source_volume_stats",
+    "uncertainties",
+    "union_ensemble",
+]

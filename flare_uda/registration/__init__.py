@@ -1,1 +1,47 @@
-"""flare_uda.registration."""
+"""flare_uda.registration: match MR cases across sub-domains and move labels by affine maps.
+
+- :func:`match_by_volume`, :class:`VolumeMatcher` (eq. 5) behind :class:`Matcher`;
+- :class:`Registrar` with ``"sitk"`` (SimpleITK) and ``"torch"`` (batched
+  gradient solver, :func:`register_batch`);
+- :mod:`flare_uda.registration.mdm`: the multi-domain matching stage.
+"""
+
+from flare_uda.registration.affine import displacement_rms, resample_affine
+from flare_uda.registration.base import (
+    MATCHERS,
+    REGISTRARS,
+    Matcher,
+    Registrar,
+    RegistrarConfig,
+    get_matcher,
+    get_registrar,
+)
+from flare_uda.registration.features import label_channels
+from flare_uda.registration.matching import VolumeMatcher, label_volumes_mm3, match_by_volume
+from flare_uda.registration.sitk_affine import SitkAffineConfig, SitkAffineRegistrar
+from flare_uda.registration.torch_affine import (
+    TorchAffineConfig,
+    TorchAffineRegistrar,
+    register_batch,
+)
+
+__all__ = [
+    "MATCHERS",
+    "REGISTRARS",
+    "Matcher",
+    "Registrar",
+    "RegistrarConfig",
+    "SitkAffineConfig",
+    "SitkAffineRegistrar",
+    "TorchAffineConfig",
+    "TorchAffineRegistrar",
+    "VolumeMatcher",
+    "displacement_rms",
+    "get_matcher",
+    "get_registrar",
+    "label_channels",
+    "label_volumes_mm3",
+    "match_by_volume",
+    "register_batch",
+    "resample_affine",
+]

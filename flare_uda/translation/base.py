@@ -1,0 +1,209 @@
+"""The :class:`Translator` ABC: learn CT <-> MR mappings, apply them on a volume's own grid.
+
+Subclasses implement two methods, :meth:`Translator._fit` and
+:meth:`Translator._translate`; the base class validates inputs (types, empty
+case lists, NaN), keeps the output geometry identical to the input, and
+saves/loads a translator as a folder::
+
+    DIR/translator.json   {"format": "flare_uda.translator", "version": 1,
+                           "method": <registry name>, "config": {...}}
+    DIR/...               whatever the subclass writes (weights)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from flare_uda._atomic import write_json
+from flare_uda._validation import require_finite
+from flare_uda.registry import Registry
+from flare_uda.volume import Case, Volume
+
+TRANSLATORS: Registry[type[Translator]] = Registry("translator")
+FORMAT = "flare_uda.translator"
+FORMAT_VERSION = 1
+META_FILE = "translator.json"
+DIRECTIONS = ("to_target", "to_source")
+
+
+def as_volumes(cases: Sequence[Case | Volume], what: str) -> list[Volume]:
+    """Images of ``cases`` (Case or Volume items), checked non-empty, 3D and finite.
+
+    Raises
+    ------
+    TypeError
+        If ``cases`` is not a sequence of Case/Volume.
+    ValueError
+        If it is empty or an image holds NaN/inf.
+    """
+    if isinstance(cases, (Case, Volume)) or not isinstance(cases, Sequence):
+        raise TypeError(f"{what} must be a list of Case or Volume, got {type(cases).__name__}")
+    if len(cases) == 0:
+        raise ValueError(f"{what} must hold at least one case, got an empty list")
+    volumes = []
+    for i, item in enumerate(cases):
+        if isinstance(item, Case):
+            volume, name = item.image, f"{what}[{i}] ({item.case_id})"
+        elif isinstance(item, Volume):
+            volume, name = item, f"{what}[{i}]"
+        else:
+            raise TypeError(f"{what}[{i}] must be a Case or Volume, got {type(item).__name__}")
+        require_finite(volume.array, name)
+        volumes.append(volume)
+    return volumes
+
+
+class Translator(ABC):
+    """Unpaired image translation between a source (CT) and a target (MR) domain.
+
+    Subclasses set :attr:`method` (their registry name) and implement
+    :meth:`_fit` and :meth:`_translate`; to persist learned state they
+    override :meth:`_save_state` / :meth:`_load_state`.
+    """
+
+    method: ClassVar[str] = ""
+
+    # ------------------------------------------------------------ abstract
+    @abstractmethod
+    def _fit(self, source: list[Volume], target: list[Volume]) -> None:
+        """Learn from validated, non-empty lists of finite volumes."""
+
+    @abstractmethod
+    def _translate(self, volume: Volume, direction: str) -> np.ndarray:
+        """Translate one validated volume; return an array ``"z y x"`` of its shape."""
+
+    # -------------------------------------------------------------- public
+    def fit(self, source_cases: Sequence[Case | Volume], target_cases: Sequence[Case | Volume]):
+        """Learn source <-> target translation from unpaired cases (labels unused).
+
+        Parameters
+        ----------
+        source_cases, target_cases : sequence of Case or Volume
+            Non-empty; images must be finite.
+
+        Returns
+        -------
+        self
+        """
+        source = as_volumes(source_cases, "source_cases")
+        target = as_volumes(target_cases, "target_cases")
+        self._fit(source, target)
+        self.is_fitted_ = True
+        return self
+
+    def to_target(self, volume: Volume) -> Volume:
+        """A fake target-domain image of ``volume`` on exactly its grid (float32)."""
+        return self._apply(volume, "to_target")
+
+    def to_source(self, volume: Volume) -> Volume:
+        """A fake source-domain image of ``volume`` on exactly its grid (float32)."""
+        return self._apply(volume, "to_source")
+
+    def to_space(self, volume: Volume) -> Volume:
+        """``volume`` in the space the translator works in (e.g. anatomy space), untranslated.
+
+        Segmenters trained on :meth:`to_target` outputs see real target images through this.
+        The default is the volume itself.
+        """
+        self._check_volume(volume)
+        return volume
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the translator into ``directory`` (created); returns it."""
+        self._check_fitted()
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self._save_state(out)
+        meta = {"format": FORMAT, "version": FORMAT_VERSION, "method": self.method}
+        write_json(out / META_FILE, {**meta, "config": self.config_dict()})
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> Translator:
+        """Read a translator written by :meth:`save`.
+
+        ``Translator.load`` returns whichever registered method was saved;
+        ``CycleGAN.load`` additionally checks that the saved method is a CycleGAN.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``directory`` does not exist.
+        ValueError
+            If it is not a saved translator, or holds another method than ``cls``.
+        """
+        root = Path(directory)
+        if not root.is_dir():
+            raise FileNotFoundError(f"expected a saved translator folder, got {root} (no folder)")
+        meta_path = root / META_FILE
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError) as err:
+            raise ValueError(
+                f"{root} is not a saved translator: expected a valid {META_FILE} in it ({err})"
+            ) from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path} is not a saved translator: expected format {FORMAT!r}")
+        if meta.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{meta_path}: expected translator format version {FORMAT_VERSION}, "
+                f"got {meta.get('version')!r}"
+            )
+        klass = TRANSLATORS.get(meta.get("method", ""))
+        if not issubclass(klass, cls):
+            raise ValueError(
+                f"{root} holds a {meta['method']!r} translator, expected a {cls.__name__}"
+            )
+        translator = klass._from_config_dict(meta.get("config", {}))
+        translator._load_state(root)
+        translator.is_fitted_ = True
+        return translator
+
+    # ------------------------------------------------------------- hooks
+    def config_dict(self) -> dict:
+        """Plain-JSON configuration written by :meth:`save` (default: none)."""
+        return {}
+
+    @classmethod
+    def _from_config_dict(cls, config: dict) -> Translator:
+        return cls()
+
+    def _save_state(self, directory: Path) -> None:
+        """Write learned state into ``directory`` (default: nothing)."""
+
+    def _load_state(self, directory: Path) -> None:
+        """Read the learned state written by :meth:`_save_state`."""
+
+    # ----------------------------------------------------------- helpers
+    def _check_fitted(self) -> None:
+        if not getattr(self, "is_fitted_", False):
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() or load() first")
+
+    @staticmethod
+    def _check_volume(volume: Volume) -> None:
+        if not isinstance(volume, Volume):
+            raise TypeError(f"expected a Volume, got {type(volume).__name__}")
+        require_finite(volume.array, "volume to translate")
+
+    def _apply(self, volume: Volume, direction: str) -> Volume:
+        self._check_fitted()
+        self._check_volume(volume)
+        array = np.asarray(self._translate(volume, direction), dtype=np.float32)
+        if array.shape != volume.shape:  # a subclass bug, not a user error
+            raise RuntimeError(
+                f"{type(self).__name__}._translate returned shape {array.shape}, "
+                f"expected {volume.shape}"
+            )
+        return volume.with_array(array)
+
+
+def get_translator(method: str, **kwargs) -> Translator:
+    """Instantiate the translator registered as ``method`` (unknown: did-you-mean KeyError)."""
+    return TRANSLATORS.get(method)(**kwargs)

@@ -96,6 +96,11 @@ def test_otsu_body_mask_separates_air():
     arr[2:4, 2:6, 2:6] = 100.0
     assert (otsu_body_mask(arr) == (arr > 50)).all()
     assert otsu_body_mask(np.ones((2, 2, 2))).all()
+    # a large dim body with a bright organ: the cut stays between air and body
+    arr = np.zeros((10, 20, 20), dtype=np.float32)
+    arr[1:9, 1:19, 1:19] = 2.0
+    arr[4:6, 8:12, 8:12] = 4.0
+    assert (otsu_body_mask(arr) == (arr > 1)).all()
 
 
 def test_volume_smaller_than_patch_is_padded():

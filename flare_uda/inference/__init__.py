@@ -5,6 +5,7 @@ and ``"roi"`` (:class:`CoarseToFineInferer`).
 """
 
 from flare_uda.inference.base import INFERERS, Inferer
+from flare_uda.inference.roi import CoarseToFineConfig, CoarseToFineInferer
 from flare_uda.inference.sliding_window import (
     SlidingWindowConfig,
     SlidingWindowInferer,
@@ -13,6 +14,8 @@ from flare_uda.inference.sliding_window import (
 )
 
 __all__ = [
+    "CoarseToFineConfig",
+    "CoarseToFineInferer",
     "INFERERS",
     "Inferer",
     "SlidingWindowConfig",

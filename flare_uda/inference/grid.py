@@ -21,24 +21,35 @@ def _same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
     return bool(np.allclose(a, b, rtol=1e-5, atol=1e-6))
 
 
+def normalize_for_plan(volume: Volume, plan: SegmentationPlan) -> Volume:
+    """``volume`` normalised per ``plan`` (same grid, float32)."""
+    from flare_uda.data.preprocess import normalize
+
+    stats = plan.intensity_stats if plan.normalization == "ct" else None
+    return volume.with_array(normalize(volume.array, plan.normalization, stats))
+
+
+def resample_image(image: Volume, spacing: Sequence[float]) -> Volume:
+    """``image`` at ``spacing`` (nnU-Net's image resampling); unchanged when already there."""
+    if _same_spacing(image.spacing, spacing):
+        return image
+    from flare_uda.data.preprocess import resample_volume
+
+    return resample_volume(image, tuple(float(s) for s in spacing), is_label=False)
+
+
 def prepare(
     volume: Volume, plan: SegmentationPlan, spacing: Sequence[float] | None = None
 ) -> Volume:
-    """Normalise ``volume`` per ``plan`` and resample it to ``spacing`` (default the plan's).
+    """Normalise ``volume`` per ``plan``, then resample it to ``spacing`` (default the plan's).
 
     Returns
     -------
     Volume of float32, "z y x"
         At the target spacing, same physical extent (nnU-Net's resampling).
     """
-    from flare_uda.data.preprocess import normalize, resample_volume
-
-    target = plan.spacing if spacing is None else tuple(float(s) for s in spacing)
-    stats = plan.intensity_stats if plan.normalization == "ct" else None
-    image = volume.with_array(normalize(volume.array, plan.normalization, stats))
-    if _same_spacing(image.spacing, target):
-        return image
-    return resample_volume(image, target, is_label=False)
+    target = plan.spacing if spacing is None else spacing
+    return resample_image(normalize_for_plan(volume, plan), target)
 
 
 def labels_to_input_grid(labels: Volume, reference: Volume) -> Volume:

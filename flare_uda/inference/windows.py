@@ -96,8 +96,11 @@ def pad_to_patch(array: np.ndarray, patch_size: Sequence[int]) -> tuple[np.ndarr
 
 
 def otsu_body_mask(array: np.ndarray) -> np.ndarray:
-    """Voxels above the Otsu threshold of ``array`` ("z y x"): the body, not the air.
+    """Voxels above an Otsu threshold of ``array`` ("z y x"): the body, not the air.
 
+    The threshold is the lower of two-class Otsu and the lowest threshold of
+    three-class Otsu (SimpleITK's filters), so that a bright organ class does
+    not push the air/body cut into the body (skipping must stay conservative).
     A constant array has no body/air split; every voxel then counts as body.
     """
     arr = np.asarray(array, dtype=np.float32)
@@ -109,7 +112,11 @@ def otsu_body_mask(array: np.ndarray) -> np.ndarray:
     otsu.SetOutsideValue(1)
     otsu.SetNumberOfHistogramBins(256)
     otsu.Execute(image)
-    return arr > otsu.GetThreshold()
+    multi = sitk.OtsuMultipleThresholdsImageFilter()
+    multi.SetNumberOfThresholds(2)
+    multi.SetNumberOfHistogramBins(256)
+    multi.Execute(image)
+    return arr > min(otsu.GetThreshold(), *multi.GetThresholds())
 
 
 def windows_with_body(

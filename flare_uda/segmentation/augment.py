@@ -1,0 +1,190 @@
+"""nnU-Net's training augmentations, built from batchgeneratorsv2.
+
+The transforms and their probabilities are those of nnunetv2's
+``nnUNetTrainer.get_training_transforms`` (rotation, scaling, optional elastic
+deformation, gaussian noise, blur, brightness, contrast, low-resolution
+simulation, gamma with and without inversion, mirroring); what is configurable
+here is what a CPU run may want to switch off. Each transform works on one
+sample: ``image`` ``"c z y x"`` float tensor, ``segmentation`` ``"1 z y x"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which nnU-Net augmentations run, with nnU-Net's default strengths.
+
+    Parameters
+    ----------
+    enabled : bool
+        False: patches are only cropped (no spatial or intensity changes).
+    rotation_deg : float
+        Rotation range +-degrees about each axis (nnU-Net 3D: 30), probability 0.2.
+    scaling : (float, float)
+        Zoom range, probability 0.2 (nnU-Net: 0.7, 1.4).
+    p_elastic : float
+        Probability of elastic deformation (nnU-Net: 0, i.e. off by default).
+    intensity : bool
+        Noise, blur, brightness, contrast, low-res simulation and gamma.
+    mirror_axes : tuple of int
+        Axes (0 z, 1 y, 2 x) mirrored with probability 0.5 each (nnU-Net: all).
+    """
+
+    enabled: bool = True
+    rotation_deg: float = 30.0
+    scaling: tuple[float, float] = (0.7, 1.4)
+    p_elastic: float = 0.0
+    intensity: bool = True
+    mirror_axes: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rotation_deg <= 180.0:
+            raise ValueError(f"rotation_deg must be in [0, 180], got {self.rotation_deg}")
+        lo, hi = (float(s) for s in self.scaling)
+        if not 0.0 < lo <= hi:
+            raise ValueError(
+                f"scaling must be (low, high) with 0 < low <= high, got {self.scaling}"
+            )
+        object.__setattr__(self, "scaling", (lo, hi))
+        if not 0.0 <= self.p_elastic <= 1.0:
+            raise ValueError(f"p_elastic must be in [0, 1], got {self.p_elastic}")
+        axes = tuple(int(a) for a in self.mirror_axes)
+        if any(a not in (0, 1, 2) for a in axes):
+            raise ValueError(f"mirror_axes must be a subset of (0, 1, 2), got {self.mirror_axes}")
+        object.__setattr__(self, "mirror_axes", axes)
+
+
+def initial_patch_size(patch_size: tuple[int, int, int], config: AugmentConfig) -> tuple:
+    """Size (z, y, x) to crop before the spatial transform so rotated corners hold data.
+
+    nnunetv2's ``get_patch_size`` (the same enlargement nnU-Net's loader uses).
+    """
+    if not config.enabled or (config.rotation_deg == 0 and config.scaling == (1.0, 1.0)):
+        return tuple(int(p) for p in patch_size)
+    from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
+
+    rot = np.deg2rad(config.rotation_deg)
+    size = get_patch_size(list(patch_size), rot, rot, rot, config.scaling)
+    return tuple(max(int(s), int(p)) for s, p in zip(size, patch_size, strict=True))
+
+
+def build_transforms(patch_size: tuple[int, int, int], config: AugmentConfig):
+    """The per-sample transform pipeline (a batchgeneratorsv2 ``BasicTransform``).
+
+    Call it as ``t(image=img, segmentation=seg)`` with tensors ``"c z y x"``
+    cropped to :func:`initial_patch_size`; it returns a dict with both cropped
+    to ``patch_size``. Padding written by the spatial transform is label 0.
+    """
+    from batchgeneratorsv2.transforms.intensity.brightness import (
+        MultiplicativeBrightnessTransform,
+    )
+    from batchgeneratorsv2.transforms.intensity.contrast import BGContrast, ContrastTransform
+    from batchgeneratorsv2.transforms.intensity.gamma import GammaTransform
+    from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
+    from batchgeneratorsv2.transforms.noise.gaussian_blur import GaussianBlurTransform
+    from batchgeneratorsv2.transforms.spatial.low_resolution import (
+        SimulateLowResolutionTransform,
+    )
+    from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
+    from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+    from batchgeneratorsv2.transforms.utils.random import RandomTransform
+    from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
+
+    patch = tuple(int(p) for p in patch_size)
+    rot = float(np.deg2rad(config.rotation_deg))
+    if not config.enabled:
+        spatial = SpatialTransform(patch, 0, random_crop=False)
+        return ComposeTransforms([spatial, RemoveLabelTransform(-1, 0)])
+    t = [
+        SpatialTransform(
+            patch,
+            patch_center_dist_from_border=0,
+            random_crop=False,
+            p_elastic_deform=config.p_elastic,
+            p_rotation=0.2 if rot > 0 else 0.0,
+            rotation=(-rot, rot),
+            p_scaling=0.2,
+            scaling=config.scaling,
+            p_synchronize_scaling_across_axes=1,
+            bg_style_seg_sampling=False,
+            border_mode_seg="constant",
+            padding_value_seg=-1,
+        )
+    ]
+    if config.intensity:
+        t += [
+            RandomTransform(
+                GaussianNoiseTransform(
+                    noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True
+                ),
+                apply_probability=0.1,
+            ),
+            RandomTransform(
+                GaussianBlurTransform(
+                    blur_sigma=(0.5, 1.0),
+                    synchronize_channels=False,
+                    synchronize_axes=False,
+                    p_per_channel=0.5,
+                    benchmark=False,
+                ),
+                apply_probability=0.2,
+            ),
+            RandomTransform(
+                MultiplicativeBrightnessTransform(
+                    multiplier_range=BGContrast((0.75, 1.25)),
+                    synchronize_channels=False,
+                    p_per_channel=1,
+                ),
+                apply_probability=0.15,
+            ),
+            RandomTransform(
+                ContrastTransform(
+                    contrast_range=BGContrast((0.75, 1.25)),
+                    preserve_range=True,
+                    synchronize_channels=False,
+                    p_per_channel=1,
+                ),
+                apply_probability=0.15,
+            ),
+            RandomTransform(
+                SimulateLowResolutionTransform(
+                    scale=(0.5, 1),
+                    synchronize_channels=False,
+                    synchronize_axes=True,
+                    ignore_axes=None,
+                    allowed_channels=None,
+                    p_per_channel=0.5,
+                ),
+                apply_probability=0.25,
+            ),
+            RandomTransform(
+                GammaTransform(
+                    gamma=BGContrast((0.7, 1.5)),
+                    p_invert_image=1,
+                    synchronize_channels=False,
+                    p_per_channel=1,
+                    p_retain_stats=1,
+                ),
+                apply_probability=0.1,
+            ),
+            RandomTransform(
+                GammaTransform(
+                    gamma=BGContrast((0.7, 1.5)),
+                    p_invert_image=0,
+                    synchronize_channels=False,
+                    p_per_channel=1,
+                    p_retain_stats=1,
+                ),
+                apply_probability=0.3,
+            ),
+        ]
+    if config.mirror_axes:
+        t.append(MirrorTransform(allowed_axes=config.mirror_axes))
+    t.append(RemoveLabelTransform(-1, 0))
+    return ComposeTransforms(t)

@@ -1,0 +1,180 @@
+"""Training configuration (frozen dataclass) and the named presets.
+
+Presets
+-------
+``paper``   the paper's small net (Table 1): 16 base channels, 4 downsamplings,
+            patch 40x224x192 at spacing (2.5, 0.81, 0.81), deep supervision.
+``default`` nnU-Net-like: 32 base channels, 5 downsamplings, 1000 x 250 steps.
+``quick``   CPU demo on the phantom's ``quick`` cohort: a small net on a small
+            patch at a coarse spacing; a few minutes on 2 cores.
+``tiny``    unit tests: seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from flare_uda._validation import as_triplet, require_choice
+from flare_uda.registry import unknown_name_error
+from flare_uda.segmentation.augment import AugmentConfig
+from flare_uda.segmentation.base import HEADS
+from flare_uda.segmentation.networks import NETWORKS, NetworkConfig
+
+SCHEMES = ("auto", "ct", "zscore", "none")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything :func:`~flare_uda.segmentation.trainer.train_segmenter` needs.
+
+    Parameters
+    ----------
+    network : NetworkConfig
+    patch_size : tuple of 3 int
+        Training patch (z, y, x) in voxels at ``spacing``; must be divisible by
+        the network's total stride (an error says the nearest valid size).
+    spacing : tuple of 3 float
+        Target spacing (z, y, x) in mm; every case is resampled to it once.
+    normalization : {"auto", "ct", "zscore", "none"}
+        ``"auto"``: ``"ct"`` (clip + z-score with dataset foreground statistics)
+        for CT cases, ``"zscore"`` (per image) for MR. Fake MR from translation
+        may want ``"zscore"`` or ``"none"``.
+    head : {"softmax", "sigmoid"}
+        Softmax + marginal Dice/CE, or the paper's per-organ sigmoid + BCE/Dice.
+    num_classes : int
+        Output channels including background (14 for FLARE).
+    iterations : int
+        Optimiser steps in total.
+    batch_size : int
+    learning_rate, momentum, weight_decay, poly_exponent : float
+        SGD with Nesterov momentum and nnU-Net's poly decay.
+    oversample_foreground : float
+        Fraction of each batch centred on a foreground voxel (nnU-Net: 0.33).
+    val_every : int
+        Validate (and checkpoint) every this many iterations (an "epoch").
+    checkpoint_every : int
+        Write the ``latest`` checkpoint every this many iterations.
+    augment : AugmentConfig
+    seed : int
+    """
+
+    network: NetworkConfig = field(default_factory=lambda: NETWORKS["small"])
+    patch_size: tuple[int, int, int] = (40, 224, 192)
+    spacing: tuple[float, float, float] = (2.5, 0.81, 0.81)
+    normalization: str = "auto"
+    head: str = "softmax"
+    num_classes: int = 14
+    iterations: int = 250_000
+    batch_size: int = 2
+    learning_rate: float = 0.01
+    momentum: float = 0.99
+    weight_decay: float = 3e-5
+    poly_exponent: float = 0.9
+    oversample_foreground: float = 0.33
+    val_every: int = 250
+    checkpoint_every: int = 50
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.network, NetworkConfig):
+            raise TypeError(f"network must be a NetworkConfig, got {type(self.network).__name__}")
+        if not isinstance(self.augment, AugmentConfig):
+            raise TypeError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
+        patch = tuple(int(p) for p in self.patch_size)
+        if len(patch) != 3 or min(patch) < 1:
+            raise ValueError(f"patch_size must be 3 positive ints (z, y, x), got {self.patch_size}")
+        object.__setattr__(self, "patch_size", patch)
+        object.__setattr__(self, "spacing", as_triplet(self.spacing, "spacing", positive=True))
+        require_choice(self.normalization, SCHEMES, "normalization")
+        require_choice(self.head, HEADS, "head")
+        for name in ("num_classes", "iterations", "batch_size", "val_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0 or self.poly_exponent < 0:
+            raise ValueError(
+                f"weight_decay and poly_exponent must be >= 0, got {self.weight_decay} and "
+                f"{self.poly_exponent}"
+            )
+        if not 0.0 <= self.oversample_foreground <= 1.0:
+            raise ValueError(
+                f"oversample_foreground must be in [0, 1], got {self.oversample_foreground}"
+            )
+
+    def with_overrides(self, **kwargs) -> TrainConfig:
+        """A copy with some fields replaced (validated again)."""
+        return replace(self, **kwargs)
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        d = asdict(self)
+        d["patch_size"] = list(self.patch_size)
+        d["spacing"] = list(self.spacing)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["network"] = NetworkConfig(**d["network"])
+        aug = dict(d["augment"])
+        aug["scaling"] = tuple(aug["scaling"])
+        aug["mirror_axes"] = tuple(aug["mirror_axes"])
+        d["augment"] = AugmentConfig(**aug)
+        return cls(**d)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    "paper": TrainConfig(),
+    "default": TrainConfig(
+        network=NETWORKS["default"],
+        patch_size=(40, 224, 192),
+        iterations=250_000,
+    ),
+    # CPU demo. Patch 32x64x64 at (2.5, 1.6, 1.6) mm covers 80x102x102 mm.
+    # Mirroring is off: left/right kidney and adrenal labels can only be told
+    # apart from context, which a few hundred CPU steps cannot learn under flips.
+    # Elastic deformation is off (CPU cost).
+    "quick": TrainConfig(
+        network=NetworkConfig(base_features=16, max_downsamplings=4),
+        patch_size=(32, 64, 64),
+        spacing=(2.5, 1.6, 1.6),
+        iterations=300,
+        batch_size=2,
+        val_every=100,
+        checkpoint_every=25,
+        augment=AugmentConfig(mirror_axes=(), p_elastic=0.0),
+    ),
+    "tiny": TrainConfig(
+        network=NetworkConfig(base_features=4, max_downsamplings=2, max_features=16),
+        patch_size=(8, 16, 16),
+        spacing=(2.0, 2.0, 2.0),
+        iterations=4,
+        batch_size=2,
+        val_every=2,
+        checkpoint_every=1,
+        augment=AugmentConfig(mirror_axes=(), rotation_deg=15.0),
+    ),
+}
+
+
+def get_preset(name: str, **overrides) -> TrainConfig:
+    """The preset called ``name`` with ``overrides`` applied.
+
+    Raises
+    ------
+    KeyError
+        For an unknown preset, naming the closest one.
+    """
+    try:
+        config = PRESETS[name]
+    except KeyError:
+        raise unknown_name_error("segmentation preset", str(name), list(PRESETS)) from None
+    return config.with_overrides(**overrides) if overrides else config

@@ -1,0 +1,157 @@
+""":class:`NetworkSegmenter`: a trained ``PlainConvUNet`` plus its plan, saved as a folder.
+
+Folder layout (``save``/``load``)::
+
+    DIR/plan.json       the SegmentationPlan (patch, spacing, normalisation, head)
+    DIR/network.json    NetworkConfig + strides + kernel sizes (rebuilds the net)
+    DIR/weights.pt      the state dict
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from flare_uda._atomic import atomic_path, write_json
+from flare_uda.segmentation.base import SegmentationPlan, Segmenter
+from flare_uda.segmentation.networks import NetworkConfig, Topology, build_network
+
+FILES = ("plan.json", "network.json", "weights.pt")
+
+
+class NetworkSegmenter(Segmenter):
+    """A U-Net and the plan it was trained with.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Maps ``"b c z y x"`` to logits ``"b k z y x"`` (or a list of them, full
+        resolution first, when built with deep supervision).
+    plan : SegmentationPlan
+    network_config : NetworkConfig, optional
+        Needed by :meth:`save` to rebuild the network on :meth:`load`.
+    topology : Topology, optional
+        Strides and kernels; needed by :meth:`save` with ``network_config``.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        plan: SegmentationPlan,
+        network_config: NetworkConfig | None = None,
+        topology: Topology | None = None,
+    ) -> None:
+        if not isinstance(network, nn.Module):
+            raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}")
+        if not isinstance(plan, SegmentationPlan):
+            raise TypeError(f"plan must be a SegmentationPlan, got {type(plan).__name__}")
+        self.network = network
+        self.plan = plan
+        self.network_config = network_config
+        self.topology = topology
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.network.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> NetworkSegmenter:
+        """Move the network to ``device``; returns self."""
+        self.network.to(device)
+        return self
+
+    def predict_logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Full-resolution logits ``"b k z y x"`` (eval mode, no gradients)."""
+        self.check_batch(batch)
+        decoder = getattr(self.network, "decoder", None)
+        had_ds = getattr(decoder, "deep_supervision", False)
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            if had_ds:
+                decoder.deep_supervision = False
+            with torch.no_grad():
+                out = self.network(batch.to(self.device))
+        finally:
+            if had_ds:
+                decoder.deep_supervision = True
+            self.network.train(was_training)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        if out.shape[1] != self.plan.num_classes:
+            raise RuntimeError(
+                f"expected {self.plan.num_classes} output channels (the plan), "
+                f"got {out.shape[1]} from the network"
+            )
+        return out
+
+    # ------------------------------------------------------------- persistence
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``plan.json``, ``network.json``, ``weights.pt`` atomically into ``directory``."""
+        if self.network_config is None or self.topology is None:
+            raise ValueError(
+                "save needs network_config and topology to rebuild the network; got a "
+                "NetworkSegmenter built without them"
+            )
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "weights.pt") as tmp:
+            torch.save({k: v.detach().cpu() for k, v in self.network.state_dict().items()}, tmp)
+        write_json(
+            out / "network.json",
+            {
+                "architecture": "PlainConvUNet",
+                "config": self.network_config.to_dict(),
+                "strides": [list(s) for s in self.topology.strides],
+                "kernel_sizes": [list(k) for k in self.topology.kernel_sizes],
+            },
+        )
+        write_json(out / "plan.json", self.plan.to_dict())
+        return out
+
+    @classmethod
+    def load(
+        cls, directory: str | os.PathLike, device: str | torch.device = "cpu"
+    ) -> NetworkSegmenter:
+        """Rebuild a segmenter written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``directory`` is not a folder or lacks one of the files.
+        ValueError
+            If a file is not valid JSON or the weights do not fit the network.
+        """
+        root = Path(directory)
+        if not root.is_dir():
+            raise FileNotFoundError(f"expected a model folder, got {root} (not a folder)")
+        missing = [f for f in FILES if not (root / f).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"expected {list(FILES)} in model folder {root}, missing {missing}"
+            )
+        try:
+            plan = SegmentationPlan.from_dict(json.loads((root / "plan.json").read_text()))
+            net_d = json.loads((root / "network.json").read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"model folder {root} holds invalid JSON: {err}") from err
+        config = NetworkConfig.from_dict(net_d["config"])
+        topology = Topology(
+            strides=tuple(tuple(s) for s in net_d["strides"]),
+            kernel_sizes=tuple(tuple(k) for k in net_d["kernel_sizes"]),
+            patch_size=plan.patch_size,
+        )
+        network = build_network(config, topology, plan.in_channels, plan.num_classes)
+        state = torch.load(root / "weights.pt", map_location="cpu", weights_only=True)
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(
+                f"weights in {root} do not fit the network it describes: {err}"
+            ) from err
+        network.eval()
+        return cls(network, plan, config, topology).to(device)

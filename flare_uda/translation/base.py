@@ -177,9 +177,11 @@ class Translator(ABC):
 
     def _save_state(self, directory: Path) -> None:
         """Write learned state into ``directory`` (default: nothing)."""
+        return None
 
     def _load_state(self, directory: Path) -> None:
-        """Read the learned state written by :meth:`_save_state`."""
+        """Read the learned state written by :meth:`_save_state` (default: nothing)."""
+        return None
 
     # ----------------------------------------------------------- helpers
     def _check_fitted(self) -> None:

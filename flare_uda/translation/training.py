@@ -57,7 +57,7 @@ def train_step(nets, opt_g, opt_d, pools, real_s, real_t, config: CycleGANConfig
     Parameters
     ----------
     nets : dict
-        ``G_t``, ``G_s``, ``D_t``, ``D_s`` (see :func:`~flare_uda.translation.networks.build_networks`).
+        ``G_t``, ``G_s``, ``D_t``, ``D_s`` (from ``networks.build_networks``).
     opt_g, opt_d : torch.optim.Optimizer
         Over both generators / both discriminators.
     pools : dict

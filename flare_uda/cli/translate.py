@@ -1,0 +1,107 @@
+"""``flare-uda translate fit|apply``: train a translator, then translate volumes with it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+METHODS_HELP = "Translator name: identity, cyclegan or asit."
+
+
+def _image_files(root: Path) -> list[Path]:
+    """Image files of a dataset (nnU-Net raw layout) or of a plain folder of volumes."""
+    from flare_uda.data.datasets import FILE_ENDING, SPLITS
+    from flare_uda.data.io import READ_SUFFIXES
+
+    if not root.is_dir():
+        raise click.BadParameter(f"expected a folder, got {root}")
+    dirs = [root / SPLITS[s][0] for s in SPLITS if (root / SPLITS[s][0]).is_dir()]
+    if dirs:
+        files = [p for d in dirs for p in sorted(d.glob(f"*_0000{FILE_ENDING}"))]
+    else:
+        files = sorted(p for p in root.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+    if not files:
+        raise click.BadParameter(f"no volumes found in {root}")
+    return files
+
+
+@click.group("translate")
+def command() -> None:
+    """CT <-> MR image translation (CycleGAN, anatomy-space ASIT, identity)."""
+
+
+@command.command("fit")
+@click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Source (CT) dataset: nnU-Net raw layout or a folder of volumes.")
+@click.option("--target", "target", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Target (MR) dataset: nnU-Net raw layout or a folder of volumes.")
+@click.option("--method", default="asit", show_default=True, help=METHODS_HELP)
+@click.option("--preset", default="quick", show_default=True, help="quick (CPU) or paper (GPU).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Model folder to write (training checkpoints go to OUT/checkpoints).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="Override the preset's number of training iterations.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the seed.")
+@click.option("--device", default=None, help="cuda or cpu (default: cuda when available).")
+def fit(source, target, method, preset, out, iterations, seed, device) -> None:
+    """Learn SOURCE <-> TARGET translation and save it to OUT."""
+    from flare_uda._atomic import require_not_input
+    from flare_uda.data.datasets import load_cases
+    from flare_uda.translation import TRANSLATORS, CycleGAN, get_preset
+
+    require_not_input(out, source, target)
+    try:
+        klass = TRANSLATORS.get(method)
+    except KeyError as err:
+        raise click.BadParameter(err.args[0], param_hint="--method") from None
+    if issubclass(klass, CycleGAN):
+        overrides = {k: v for k, v in (("iterations", iterations), ("seed", seed)) if v is not None}
+        try:
+            config = get_preset(preset, **overrides)
+        except KeyError as err:
+            raise click.BadParameter(err.args[0], param_hint="--preset") from None
+        translator = klass(config, work_dir=Path(out) / "checkpoints", device=device)
+    else:
+        translator = klass()
+    src, tgt = load_cases(source), load_cases(target)
+    click.echo(f"fitting {method} on {len(src)} source and {len(tgt)} target cases")
+    translator.fit(src, tgt).save(out)
+    click.echo(f"saved {method} translator to {out}")
+
+
+@command.command("apply")
+@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder written by 'translate fit'.")
+@click.option("-i", "--input", "inp", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Volumes to translate: nnU-Net raw layout or a folder of volumes.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+              help="Output folder (same relative names; labels of a dataset are copied).")
+@click.option("--direction", type=click.Choice(["to_target", "to_source"]), default="to_target",
+              show_default=True, help="to_target: CT -> fake MR; to_source: MR -> fake CT.")
+def apply(model, inp, out, direction) -> None:
+    """Translate every volume of INPUT with MODEL into OUTPUT, same names and geometry."""
+    from tqdm.auto import tqdm
+
+    from flare_uda._atomic import require_not_input
+    from flare_uda.data.io import WRITE_SUFFIXES, read_volume, write_volume
+    from flare_uda.translation import Translator
+
+    require_not_input(out, inp, model)
+    try:
+        translator = Translator.load(model)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--model") from None
+    root, out_root = Path(inp), Path(out)
+    files = _image_files(root)
+    for path in tqdm(files, desc=f"translate {direction}"):
+        rel = path.relative_to(root)
+        if not path.name.lower().endswith(WRITE_SUFFIXES):
+            rel = rel.with_name(path.name.split(".")[0] + ".nii.gz")
+        result = getattr(translator, direction)(read_volume(path))
+        write_volume(result, out_root / rel)
+    for labels in ("labelsTr", "labelsTs"):
+        if (root / labels).is_dir():
+            shutil.copytree(root / labels, out_root / labels, dirs_exist_ok=True)
+    click.echo(f"wrote {len(files)} translated volumes to {out}")

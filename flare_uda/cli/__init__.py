@@ -14,6 +14,7 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("flare_uda.cli.phantom", "Generate the synthetic abdominal phantom cohort."),
     "demo": ("flare_uda.cli.demo", "Run the whole method on the phantom cohort."),
+    "translate": ("flare_uda.cli.translate", "Train or apply a CT <-> MR translator."),
 }
 
 

@@ -13,11 +13,22 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
-def unknown_name_error(kind: str, name: str, known: list[str]) -> KeyError:
+class UnknownNameError(KeyError, ValueError):
+    """An unknown plug-in or preset name: a ``KeyError`` that is also a ``ValueError``.
+
+    Input errors in flare_uda are ``ValueError``s; lookups raised ``KeyError``
+    first, so this class is both and ``except`` clauses for either still work.
+    """
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+def unknown_name_error(kind: str, name: str, known: list[str]) -> UnknownNameError:
     """Build the error for an unknown ``name`` with the closest match and the known names."""
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.4)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return KeyError(f"unknown {kind} {name!r}.{hint} Known: {sorted(known)}")
+    return UnknownNameError(f"unknown {kind} {name!r}.{hint} Known: {sorted(known)}")
 
 
 class Registry(Generic[T]):

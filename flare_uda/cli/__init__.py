@@ -15,6 +15,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("flare_uda.cli.phantom", "Generate the synthetic abdominal phantom cohort."),
     "demo": ("flare_uda.cli.demo", "Run the whole method on the phantom cohort."),
     "translate": ("flare_uda.cli.translate", "Train or apply a CT <-> MR translator."),
+    "evaluate": ("flare_uda.cli.evaluate", "FLARE DSC and NSD of predictions against references."),
+    "efficiency": ("flare_uda.cli.efficiency", "Time and memory of a command (FLARE style)."),
+    "train": ("flare_uda.cli.train", "Train a segmentation U-Net on labelled volumes."),
 }
 
 

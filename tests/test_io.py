@@ -99,7 +99,7 @@ def test_read_nrrd_and_mhd(tmp_path, suffix):
     np.testing.assert_array_equal(vol.direction, [[1, 0, 0], [0, 0, -1], [0, 1, 0]])
 
 
-def write_dicom_series(folder, array: np.ndarray, spacing, origin) -> None:
+def write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int = 1) -> None:
     """Write a (z, y, x) int16 array as an axial CT DICOM series (SimpleITK's recipe)."""
     folder.mkdir()
     image = sitk.GetImageFromArray(array.astype(np.int16))
@@ -116,7 +116,7 @@ def write_dicom_series(folder, array: np.ndarray, spacing, origin) -> None:
             "0008|0031": stamp[1],
             "0008|0021": stamp[0],
             "0020|000d": uid + ".1",
-            "0020|000e": uid + ".2",
+            "0020|000e": f"{uid}.{series + 1}",
             "0020|0037": "1\\0\\0\\0\\1\\0",
             "0020|0032": "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, k)))),
             "0020|0013": str(k),
@@ -182,3 +182,124 @@ def test_as_integer_labels():
     ints = np.array([1, 2], np.int64)
     assert as_integer_labels(ints) is ints
     assert as_integer_labels(np.array([0.0, 500.0])).dtype == np.uint16
+
+
+# ------------------------------------------------------------------ bad input (item 10)
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file or folder: .*nope.nii.gz"):
+        read_volume(tmp_path / "nope.nii.gz")
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        read_label(tmp_path / "nope.mha")
+
+
+def test_unreadable_and_unsupported_files(tmp_path):
+    (tmp_path / "bad.nii.gz").write_bytes(b"not a nifti" * 10)
+    with pytest.raises(ValueError, match="could not read .*bad.nii.gz"):
+        read_volume(tmp_path / "bad.nii.gz")
+    (tmp_path / "empty.mha").write_bytes(b"")
+    with pytest.raises(ValueError, match="could not read .*empty.mha"):
+        read_label(tmp_path / "empty.mha")
+    (tmp_path / "scan.png").write_bytes(b"x")
+    with pytest.raises(ValueError, match="unsupported file type 'scan.png': expected one of"):
+        read_volume(tmp_path / "scan.png")
+    (tmp_path / "no_dicom").mkdir()
+    with pytest.raises(
+        ValueError, match="expected a DICOM series in folder .*no_dicom, found none"
+    ):
+        read_volume(tmp_path / "no_dicom")
+    with pytest.raises(ValueError, match=r"can write \('.nii.gz', '.nii', '.mha'\), got 'x.nrrd'"):
+        write_volume(Volume(np.zeros((2, 2, 2))), tmp_path / "x.nrrd")
+
+
+def test_two_dicom_series_in_one_folder_refused(tmp_path):
+    array = np.zeros((2, 3, 3), np.int16)
+    write_dicom_series(tmp_path / "a", array, (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    write_dicom_series(tmp_path / "b", array, (2.0, 1.0, 1.0), (0.0, 0.0, 0.0), series=2)
+    for f in (tmp_path / "b").iterdir():
+        f.rename(tmp_path / "a" / f"b_{f.name}")
+    with pytest.raises(ValueError, match="expected one DICOM series in folder .*, found 2"):
+        read_volume(tmp_path / "a")
+
+
+def test_2d_and_4d_files_refused(tmp_path):
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((3, 4), np.float32)), str(tmp_path / "2d.mha"))
+    with pytest.raises(ValueError, match="2d.mha must be a 3D volume, got 2D"):
+        read_volume(tmp_path / "2d.mha")
+    with pytest.raises(ValueError, match="2d.mha must be a 3D label volume, got 2D"):
+        read_label(tmp_path / "2d.mha")
+    frame = sitk.GetImageFromArray(np.zeros((2, 3, 4), np.float32))
+    sitk.WriteImage(sitk.JoinSeries([frame, frame]), str(tmp_path / "4d.nii.gz"))
+    with pytest.raises(ValueError, match="4d.nii.gz must be a 3D volume, got 4D"):
+        read_volume(tmp_path / "4d.nii.gz")
+    vector = sitk.GetImageFromArray(np.zeros((2, 3, 4, 3), np.float32), isVector=True)
+    sitk.WriteImage(vector, str(tmp_path / "rgb.mha"))
+    with pytest.raises(ValueError, match="expected a scalar image, got 3 components"):
+        read_volume(tmp_path / "rgb.mha")
+    with pytest.raises(ValueError, match=r"volume to write must be 3D \(z, y, x\), got 2D"):
+        write_volume(type("V", (), {"array": np.zeros((2, 2))})(), tmp_path / "x.mha")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_voxels_refused(tmp_path, bad):
+    array = np.zeros((2, 3, 4), np.float32)
+    array[1, 2, 3] = bad
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "x.nii.gz"))
+    with pytest.raises(ValueError, match=r"image x.nii.gz must hold finite values, got \d NaN"):
+        read_volume(tmp_path / "x.nii.gz")
+    with pytest.raises(ValueError, match="label x.nii.gz must hold finite values"):
+        read_label(tmp_path / "x.nii.gz")
+
+
+def test_label_values_outside_the_map_refused(tmp_path):
+    lab = np.zeros((2, 3, 4), np.uint8)
+    lab[0, 0, 0] = 16
+    sitk.WriteImage(sitk.GetImageFromArray(lab), str(tmp_path / "l.nii.gz"))
+    with pytest.raises(ValueError, match=r"label l.nii.gz holds values outside the 'amos' map"):
+        read_label(tmp_path / "l.nii.gz", "amos")
+    with pytest.raises(ValueError, match=r"outside the 'chaos' map \(0..4\): \[16\]"):
+        read_label(tmp_path / "l.nii.gz", "chaos")
+    neg = np.zeros((2, 3, 4), np.float32)
+    neg[0, 0, 0] = -1
+    sitk.WriteImage(sitk.GetImageFromArray(neg), str(tmp_path / "neg.nii.gz"))
+    with pytest.raises(ValueError, match="must be non-negative, got minimum -1"):
+        read_label(tmp_path / "neg.nii.gz")
+
+
+def test_non_integral_labels_refused(tmp_path):
+    lab = np.zeros((2, 3, 4), np.float32)
+    lab[0, 0, :2] = 0.5
+    sitk.WriteImage(sitk.GetImageFromArray(lab), str(tmp_path / "interp.nii.gz"))
+    with pytest.raises(ValueError, match="must hold integral values, got 2 non-integral voxels"):
+        read_label(tmp_path / "interp.nii.gz")
+    with pytest.raises(ValueError, match=r"e.g. 0.5\); was it resampled with linear"):
+        write_volume(Volume(lab), tmp_path / "out.nii.gz", is_label=True)
+    assert not (tmp_path / "out.nii.gz").exists()
+
+
+def mha_header(spacing: bytes) -> bytes:
+    return (
+        b"ObjectType = Image\nNDims = 3\nElementSpacing = " + spacing + b"\nDimSize = 2 2 2\n"
+        b"ElementType = MET_UCHAR\nElementDataFile = LOCAL\n" + bytes(8)
+    )
+
+
+def test_non_positive_spacing_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"spacing must be positive, got \(0.0, 1.0, 1.0\)"):
+        Volume(np.zeros((2, 2, 2)), spacing=(0.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="spacing must be positive"):
+        Volume(np.zeros((2, 2, 2)), spacing=(1.0, -1.0, 1.0))
+    (tmp_path / "zero.mha").write_bytes(mha_header(b"1 0 1"))
+    with pytest.raises(ValueError, match=r"could not read .*zero.mha: .*spacing"):
+        read_volume(tmp_path / "zero.mha")
+    # ITK turns a negative spacing into a flipped direction: the same physical grid,
+    # so flare_uda receives a positive spacing and the geometry stays right
+    (tmp_path / "neg.mha").write_bytes(mha_header(b"1 -2 1"))
+    vol = read_volume(tmp_path / "neg.mha")
+    assert vol.spacing == (1.0, 2.0, 1.0)
+    np.testing.assert_allclose(vol.index_to_physical(np.array([0, 1, 0])), [0, -2, 0])
+
+
+def test_unknown_label_map_name_when_reading(tmp_path):
+    lab = write_volume(Volume(np.zeros((2, 2, 2), np.uint8)), tmp_path / "l.mha", is_label=True)
+    with pytest.raises(ValueError, match="unknown label map 'totl'. Did you mean 'total'"):
+        read_label(lab, "totl")

@@ -73,12 +73,33 @@ def _read_sitk(path: Path) -> sitk.Image:
         return reader.Execute()
     if _suffix(path) not in READ_SUFFIXES:
         raise ValueError(
-            f"unsupported file type {path.name!r}: expected one of {READ_SUFFIXES} or a DICOM folder"
+            f"unsupported file type {path.name!r}: expected one of {READ_SUFFIXES} "
+            "or a DICOM folder"
         )
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as err:
         raise ValueError(f"could not read {path}: {str(err).strip().splitlines()[-1]}") from err
+
+
+def _require_finite_nifti(path: Path, image: sitk.Image, what: str) -> None:
+    """Refuse NaN/inf voxels of a floating-point NIfTI file.
+
+    ITK 5's NIfTI reader silently replaces every NaN and +-inf voxel by 0
+    (``nifti_read_buffer``; fixed only in ITK 6, InsightSoftwareConsortium/ITK
+    PR 6683), so the array SimpleITK returns cannot show them. nibabel (a
+    dependency of nnunetv2) reads the raw values; this costs a second read of
+    float NIfTI files only (integer images, the common CT case, skip it).
+    """
+    if _suffix(path) not in (".nii", ".nii.gz"):
+        return
+    if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return
+    import nibabel
+
+    dataobj = nibabel.load(str(path)).dataobj
+    raw = dataobj.get_unscaled() if hasattr(dataobj, "get_unscaled") else np.asarray(dataobj)
+    require_finite(np.asarray(raw), what)
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
@@ -95,6 +116,7 @@ def read_volume(path: str | os.PathLike) -> Volume:
     image = _read_sitk(path)
     if image.GetDimension() != 3:
         raise ValueError(f"{path} must be a 3D volume, got {image.GetDimension()}D")
+    _require_finite_nifti(path, image, f"image {path.name}")
     volume = from_sitk(image)
     require_finite(volume.array, f"image {path.name}")
     return volume
@@ -145,6 +167,7 @@ def read_label(path: str | os.PathLike, label_map: str = "flare") -> Volume:
     image = _read_sitk(path)
     if image.GetDimension() != 3:
         raise ValueError(f"{path} must be a 3D label volume, got {image.GetDimension()}D")
+    _require_finite_nifti(path, image, f"label {path.name}")
     volume = from_sitk(image)
     labels = as_integer_labels(volume.array, f"label {path.name}")
     check_label_values(labels, label_map, f"label {path.name}")

@@ -27,31 +27,58 @@ def _image_files(root: Path) -> list[Path]:
     return files
 
 
+def _check_out(out: str, hint: str, *inputs: str) -> None:
+    from flare_uda._atomic import require_not_input
+
+    try:
+        require_not_input(out, *inputs)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint=hint) from None
+
+
 @click.group("translate")
 def command() -> None:
     """CT <-> MR image translation (CycleGAN, anatomy-space ASIT, identity)."""
 
 
 @command.command("fit")
-@click.option("--source", "source", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Source (CT) dataset: nnU-Net raw layout or a folder of volumes.")
-@click.option("--target", "target", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Target (MR) dataset: nnU-Net raw layout or a folder of volumes.")
+@click.option(
+    "--source",
+    "source",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Source (CT) dataset: nnU-Net raw layout or a folder of volumes.",
+)
+@click.option(
+    "--target",
+    "target",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Target (MR) dataset: nnU-Net raw layout or a folder of volumes.",
+)
 @click.option("--method", default="asit", show_default=True, help=METHODS_HELP)
 @click.option("--preset", default="quick", show_default=True, help="quick (CPU) or paper (GPU).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Model folder to write (training checkpoints go to OUT/checkpoints).")
-@click.option("--iterations", type=click.IntRange(min=1), default=None,
-              help="Override the preset's number of training iterations.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Model folder to write (training checkpoints go to OUT/checkpoints).",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override the preset's number of training iterations.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the seed.")
 @click.option("--device", default=None, help="cuda or cpu (default: cuda when available).")
 def fit(source, target, method, preset, out, iterations, seed, device) -> None:
     """Learn SOURCE <-> TARGET translation and save it to OUT."""
-    from flare_uda._atomic import require_not_input
     from flare_uda.data.datasets import load_cases
     from flare_uda.translation import TRANSLATORS, CycleGAN, get_preset
 
-    require_not_input(out, source, target)
+    _check_out(out, "--out", source, target)
     try:
         klass = TRANSLATORS.get(method)
     except KeyError as err:
@@ -72,23 +99,43 @@ def fit(source, target, method, preset, out, iterations, seed, device) -> None:
 
 
 @command.command("apply")
-@click.option("--model", required=True, type=click.Path(exists=True, file_okay=False),
-              help="A folder written by 'translate fit'.")
-@click.option("-i", "--input", "inp", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Volumes to translate: nnU-Net raw layout or a folder of volumes.")
-@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
-              help="Output folder (same relative names; labels of a dataset are copied).")
-@click.option("--direction", type=click.Choice(["to_target", "to_source"]), default="to_target",
-              show_default=True, help="to_target: CT -> fake MR; to_source: MR -> fake CT.")
+@click.option(
+    "--model",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="A folder written by 'translate fit'.",
+)
+@click.option(
+    "-i",
+    "--input",
+    "inp",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Volumes to translate: nnU-Net raw layout or a folder of volumes.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder (same relative names; labels of a dataset are copied).",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["to_target", "to_source"]),
+    default="to_target",
+    show_default=True,
+    help="to_target: CT -> fake MR; to_source: MR -> fake CT.",
+)
 def apply(model, inp, out, direction) -> None:
     """Translate every volume of INPUT with MODEL into OUTPUT, same names and geometry."""
     from tqdm.auto import tqdm
 
-    from flare_uda._atomic import require_not_input
     from flare_uda.data.io import WRITE_SUFFIXES, read_volume, write_volume
     from flare_uda.translation import Translator
 
-    require_not_input(out, inp, model)
+    _check_out(out, "-o", inp, model)
     try:
         translator = Translator.load(model)
     except ValueError as err:

@@ -5,9 +5,11 @@ Forward (:func:`resample_volume`) reuses nnU-Net v2's
 the target) is anisotropic (max/min spacing > 3) the low-resolution axis
 separately, by nearest neighbour ("separate z"). Labels are resampled by
 nearest neighbour (``order=0``) in all axes. nnU-Net itself resamples labels
-one-hot with ``order=1``, one pass per label; with 14 classes that is ~14x
-slower on these CPUs, and nearest neighbour keeps every label value exact, so
-flare_uda keeps nearest. Where voxel centres go: nnU-Net's resize maps the
+one-hot with ``order=1`` (one pass per label, then argmax); on a 12-organ AMOS
+label that was 5x slower here, with per-organ Dice >= 0.96 between the two
+results and no better round trip (docs/benchmarks.md, "Label resampling"), and
+nearest neighbour keeps every label value exact, so flare_uda keeps nearest.
+Where voxel centres go: nnU-Net's resize maps the
 *edges* of the old grid onto the edges of the new one (``align_corners=False``),
 so the physical extent ``shape * spacing`` is preserved exactly; the new shape
 is ``round(old_shape * old_spacing / target)``, hence the new spacing is

@@ -1,0 +1,201 @@
+"""Interop with nnU-Net v2: export datasets to its raw layout, wrap its trained models.
+
+* :func:`export_nnunet_raw` writes ``Dataset{ID}_{name}`` (imagesTr/_0000,
+  labelsTr, dataset.json) with :func:`flare_uda.data.datasets.write_dataset`,
+  ready for ``nnUNetv2_plan_and_preprocess`` / ``nnUNetv2_train`` on a GPU machine.
+* :class:`NnUNetSegmenter` wraps a trained nnU-Net model folder (through
+  ``nnUNetPredictor.initialize_from_trained_model_folder``, which rebuilds the
+  network from the plans and loads the checkpoint) as a :class:`Segmenter`, so
+  that flare_uda's inferers (and its fast path) run nnU-Net's networks.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from flare_uda.segmentation.base import SegmentationPlan, Segmenter
+from flare_uda.volume import Case
+
+NORMALIZATION_NAMES = {
+    "CTNormalization": "ct",
+    "ZScoreNormalization": "zscore",
+    "NoNormalization": "none",
+}
+"""nnU-Net normalisation scheme -> flare_uda normalisation name."""
+
+
+def nnunet_dataset_name(dataset_id: int, name: str) -> str:
+    """``Dataset{ID:03d}_{name}``, nnU-Net's folder name; validates both parts."""
+    if isinstance(dataset_id, bool) or not isinstance(dataset_id, int):
+        raise TypeError(f"dataset_id must be an int, got {type(dataset_id).__name__}")
+    if not 1 <= dataset_id <= 999:
+        raise ValueError(f"dataset_id must be in 1..999 (nnU-Net), got {dataset_id}")
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", str(name)):
+        raise ValueError(f"name must hold letters, digits, '_' or '-', got {name!r}")
+    return f"Dataset{dataset_id:03d}_{name}"
+
+
+def export_nnunet_raw(
+    cases: Sequence[Case],
+    out_dir: str | os.PathLike,
+    dataset_id: int,
+    name: str,
+    progress: bool = True,
+) -> Path:
+    """Write labelled ``cases`` as ``out_dir/Dataset{ID}_{name}`` in nnU-Net raw layout.
+
+    Parameters
+    ----------
+    cases : sequence of Case
+        One modality; every case must carry a label (nnU-Net trains on all).
+    out_dir : path-like
+        The ``nnUNet_raw`` folder.
+    dataset_id : int
+        1..999.
+    name : str
+
+    Returns
+    -------
+    Path
+        The dataset folder.
+    """
+    unlabelled = [c.case_id for c in cases if c.label is None]
+    if unlabelled:
+        raise ValueError(f"nnU-Net training needs labels, got cases without: {unlabelled[:5]}")
+    from flare_uda.data.datasets import write_dataset
+
+    folder = Path(out_dir) / nnunet_dataset_name(dataset_id, name)
+    return write_dataset(cases, folder, split="train", progress=progress)
+
+
+def plan_from_nnunet(plans_manager, configuration_manager, dataset_json: dict) -> SegmentationPlan:
+    """A :class:`SegmentationPlan` (axes z, y, x) from nnU-Net's plans and configuration."""
+    label_manager = plans_manager.get_label_manager(dataset_json)
+    if label_manager.has_regions:
+        raise ValueError("expected an nnU-Net model trained on labels, got a region-based one")
+    schemes = list(configuration_manager.normalization_schemes)
+    if len(schemes) != 1:
+        raise ValueError(f"expected a single-channel nnU-Net model, got {len(schemes)} channels")
+    if schemes[0] not in NORMALIZATION_NAMES:
+        raise ValueError(
+            f"expected normalisation one of {sorted(NORMALIZATION_NAMES)}, got {schemes[0]!r}"
+        )
+    if configuration_manager.use_mask_for_norm[0]:
+        warnings.warn(
+            "this nnU-Net model normalises inside the non-zero mask; flare_uda normalises over "
+            "the whole image, so intensities (and labels) may differ slightly",
+            stacklevel=2,
+        )
+    back = list(plans_manager.transpose_backward)
+    stats = {}
+    if schemes[0] == "CTNormalization":
+        props = plans_manager.foreground_intensity_properties_per_channel["0"]
+        stats = {k: float(props[k]) for k in ("percentile_00_5", "percentile_99_5", "mean", "std")}
+    return SegmentationPlan(
+        patch_size=tuple(configuration_manager.patch_size[i] for i in back),
+        spacing=tuple(configuration_manager.spacing[i] for i in back),
+        num_classes=label_manager.num_segmentation_heads,
+        in_channels=1,
+        normalization=NORMALIZATION_NAMES[schemes[0]],
+        intensity_stats=stats,
+        head="softmax",
+    )
+
+
+class NnUNetSegmenter(Segmenter):
+    """A trained nnU-Net v2 model as a :class:`Segmenter`.
+
+    Build it with :meth:`from_model_folder`. The network sees nnU-Net's axis
+    order (``transpose_forward``); :meth:`predict_logits` takes and returns
+    flare_uda's (z, y, x) and transposes in between.
+
+    Attributes
+    ----------
+    predictor : nnunetv2.inference.predict_from_raw_data.nnUNetPredictor
+        Initialised predictor (network, plans, dataset.json).
+    plan : SegmentationPlan
+    """
+
+    def __init__(self, predictor, plan: SegmentationPlan) -> None:
+        if not isinstance(plan, SegmentationPlan):
+            raise TypeError(f"expected a SegmentationPlan, got {type(plan).__name__}")
+        self.predictor = predictor
+        self.plan = plan
+        forward = list(predictor.plans_manager.transpose_forward)
+        self._forward = [0, 1] + [2 + i for i in forward]
+        self._backward = [0, 1] + [2 + i for i in predictor.plans_manager.transpose_backward]
+        self._identity = forward == [0, 1, 2]
+        self.network = predictor.network.to(predictor.device).eval()
+
+    @classmethod
+    def from_model_folder(
+        cls,
+        folder: str | os.PathLike,
+        fold: int | str = 0,
+        checkpoint: str = "checkpoint_final.pth",
+        device: str | torch.device = "cpu",
+    ) -> NnUNetSegmenter:
+        """Load ``folder`` (``.../{Trainer}__{Plans}__{config}`` with plans.json, dataset.json).
+
+        Parameters
+        ----------
+        folder : path-like
+            The model training output folder.
+        fold : int or "all"
+        checkpoint : str
+            File inside ``fold_{fold}``.
+        device : str or torch.device
+        """
+        folder = Path(folder)
+        for required in ("plans.json", "dataset.json"):
+            if not (folder / required).is_file():
+                raise FileNotFoundError(
+                    f"expected an nnU-Net model folder with {required}, got {folder}"
+                )
+        ckpt = folder / f"fold_{fold}" / checkpoint
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"expected checkpoint {ckpt}, found none")
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        predictor = nnUNetPredictor(
+            tile_step_size=0.5,
+            use_gaussian=True,
+            use_mirroring=False,
+            perform_everything_on_device=torch.device(device).type == "cuda",
+            device=torch.device(device),
+            verbose=False,
+            allow_tqdm=False,
+        )
+        predictor.initialize_from_trained_model_folder(str(folder), (fold,), checkpoint)
+        plan = plan_from_nnunet(
+            predictor.plans_manager, predictor.configuration_manager, predictor.dataset_json
+        )
+        return cls(predictor, plan)
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.predictor.device)
+
+    @torch.inference_mode()
+    def predict_logits(self, batch: torch.Tensor) -> torch.Tensor:
+        self.check_batch(batch)
+        if self._identity:
+            return self.network(batch)
+        out = self.network(batch.permute(*self._forward).contiguous())
+        return out.permute(*self._backward).contiguous()
+
+
+def is_nnunet_model_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` looks like an nnU-Net training output folder."""
+    folder = Path(folder)
+    return (
+        (folder / "plans.json").is_file()
+        and (folder / "dataset.json").is_file()
+        and any(p.is_dir() for p in folder.glob("fold_*"))
+    )

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("flare_uda.cli.evaluate", "FLARE DSC and NSD of predictions against references."),
     "efficiency": ("flare_uda.cli.efficiency", "Time and memory of a command (FLARE style)."),
     "train": ("flare_uda.cli.train", "Train a segmentation U-Net on labelled volumes."),
+    "predict": ("flare_uda.cli.predict", "Label volumes with a trained model (windows or ROI)."),
 }
 
 

@@ -1,0 +1,135 @@
+"""``flare-uda predict``: label volumes on each input's own grid, from a trained model folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from tqdm.auto import tqdm
+
+
+def load_segmenter(model_dir: str | os.PathLike, fold: str = "0", device: str = "cpu"):
+    """A :class:`~flare_uda.segmentation.base.Segmenter` from a model folder.
+
+    An nnU-Net training output folder (plans.json, dataset.json, fold_*) is
+    wrapped with :class:`~flare_uda.segmentation.nnunet.NnUNetSegmenter`; any
+    other folder is read as a :class:`NetworkSegmenter` (plan.json, network.json,
+    weights.pt).
+    """
+    from flare_uda.segmentation.nnunet import NnUNetSegmenter, is_nnunet_model_folder
+
+    if is_nnunet_model_folder(model_dir):
+        return NnUNetSegmenter.from_model_folder(
+            model_dir, fold=fold if fold == "all" else int(fold), device=device
+        )
+    from flare_uda.segmentation.network_segmenter import NetworkSegmenter
+
+    return NetworkSegmenter.load(model_dir, device=device)
+
+
+def input_files(path: Path) -> list[Path]:
+    """The volume files to predict: ``path`` itself, or the volumes directly inside it."""
+    from flare_uda.data.io import READ_SUFFIXES
+
+    if not path.exists():
+        raise click.BadParameter(f"no such file or folder: {path}", param_hint="-i")
+    if path.is_file():
+        return [path]
+    files = sorted(p for p in path.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+    if not files:
+        raise click.BadParameter(f"no volumes {READ_SUFFIXES} found in {path}", param_hint="-i")
+    return files
+
+
+def case_id(path: Path) -> str:
+    """File name without its volume suffix and without nnU-Net's ``_0000`` channel tag."""
+    from flare_uda.data.io import READ_SUFFIXES
+
+    name = path.name
+    for s in sorted(READ_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(s):
+            name = name[: -len(s)]
+            break
+    return name.removesuffix("_0000")
+
+
+def build_inferer(mode: str, step: float, skip_empty: bool, mirroring: bool, batch: int):
+    """The inferer for ``--mode`` with the window settings of the command line."""
+    from flare_uda.inference import (
+        CoarseToFineConfig,
+        CoarseToFineInferer,
+        SlidingWindowConfig,
+        SlidingWindowInferer,
+    )
+
+    fine = SlidingWindowConfig(
+        step=step, skip_empty=skip_empty, mirroring=mirroring, sw_batch_size=batch
+    )
+    if mode == "roi":
+        return CoarseToFineInferer(CoarseToFineConfig(fine=fine))
+    return SlidingWindowInferer(fine)
+
+
+@click.command(name="predict")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="NetworkSegmenter folder or nnU-Net model folder (auto-detected).",
+)
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A volume file, or a folder of volumes.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder for {case}.nii.gz label maps.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["plain", "roi"]),
+    default="plain",
+    show_default=True,
+    help="plain: sliding window over the scan; roi: coarse pass, then fine ROI only.",
+)
+@click.option(
+    "--step",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Window step as a fraction of the patch, in (0, 1].",
+)
+@click.option("--no-skip", is_flag=True, help="Run windows without body voxels too.")
+@click.option("--mirroring", is_flag=True, help="nnU-Net's 8-fold mirroring (slower).")
+@click.option("--batch", type=int, default=2, show_default=True, help="Windows per network call.")
+@click.option("--fold", default="0", show_default=True, help="nnU-Net fold (or 'all').")
+@click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
+def command(model_dir, input_path, out_dir, mode, step, no_skip, mirroring, batch, fold, device):
+    """Segment MRI/CT volumes; labels are written on each input's own grid."""
+    from flare_uda._atomic import require_not_input
+    from flare_uda.data.io import read_volume, write_volume
+
+    try:
+        require_not_input(out_dir, input_path, model_dir)
+        inferer = build_inferer(mode, step, not no_skip, mirroring, batch)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    files = input_files(input_path)
+    ids = [case_id(p) for p in files]
+    if len(set(ids)) != len(ids):
+        raise click.UsageError(f"input case names collide after removing suffixes: {ids}")
+    segmenter = load_segmenter(model_dir, fold=fold, device=device)
+    for path, cid in tqdm(list(zip(files, ids, strict=True)), desc="predict", unit="case"):
+        labels = inferer(read_volume(path), segmenter)
+        write_volume(labels, Path(out_dir) / f"{cid}.nii.gz", is_label=True)
+    click.echo(f"wrote {len(files)} label volume(s) to {out_dir}")

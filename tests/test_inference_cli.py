@@ -1,0 +1,126 @@
+"""``flare-uda predict`` round trip on tiny volumes, and its error paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from inference_support import blob_volume
+
+from flare_uda.cli import main
+from flare_uda.data.io import read_label, read_volume, write_volume
+from flare_uda.inference import CoarseToFineInferer, SlidingWindowInferer
+from flare_uda.segmentation.base import SegmentationPlan
+from flare_uda.segmentation.network_segmenter import NetworkSegmenter
+from flare_uda.segmentation.networks import NetworkConfig, build_network, plan_topology
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    config = NetworkConfig(
+        base_features=4, max_downsamplings=2, max_features=8, deep_supervision=False
+    )
+    plan = SegmentationPlan((8, 16, 16), (2.0, 2.0, 2.0), num_classes=14, normalization="zscore")
+    topo = plan_topology(plan.patch_size, plan.spacing, config.max_downsamplings)
+    seg = NetworkSegmenter(build_network(config, topo, 1, 14), plan, config, topo)
+    return seg.save(tmp_path / "model")
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    folder = tmp_path / "images"
+    write_volume(blob_volume(seed=1), folder / "a_0000.nii.gz")
+    write_volume(
+        blob_volume(shape=(12, 30, 26), spacing=(3.0, 1.2, 1.5), margin=(2, 4, 4)), folder / "b.mha"
+    )
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["plain", "roi"])
+def test_predict_round_trip(model_dir, inputs, tmp_path, mode):
+    out = tmp_path / f"pred_{mode}"
+    res = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            "-i",
+            str(inputs),
+            "-o",
+            str(out),
+            "--mode",
+            mode,
+            "--step",
+            "0.75",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.nii.gz", "b.nii.gz"]
+    seg = NetworkSegmenter.load(model_dir)
+    from flare_uda.cli.predict import build_inferer
+
+    inferer = build_inferer(mode, 0.75, True, False, 2)
+    assert isinstance(inferer, CoarseToFineInferer if mode == "roi" else SlidingWindowInferer)
+    for name, src in (("a", "a_0000.nii.gz"), ("b", "b.mha")):
+        image = read_volume(inputs / src)
+        label = read_label(out / f"{name}.nii.gz")
+        assert label.same_geometry(image)
+        np.testing.assert_array_equal(label.array, inferer(image, seg).array)
+
+
+def test_predict_single_file(model_dir, inputs, tmp_path):
+    out = tmp_path / "one"
+    res = CliRunner().invoke(
+        main, ["predict", "--model", str(model_dir), "-i", str(inputs / "b.mha"), "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in out.iterdir()] == ["b.nii.gz"]
+
+
+def test_predict_errors(model_dir, inputs, tmp_path):
+    run = CliRunner().invoke
+    res = run(
+        main, ["predict", "--model", str(model_dir), "-i", str(inputs), "-o", str(inputs / "sub")]
+    )
+    assert res.exit_code != 0 and "overlaps the input" in res.output
+    res = run(
+        main,
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            "-i",
+            str(tmp_path / "nope"),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert res.exit_code != 0 and "no such file or folder" in res.output
+    res = run(
+        main,
+        [
+            "predict",
+            "--model",
+            str(model_dir),
+            "-i",
+            str(inputs),
+            "-o",
+            str(tmp_path / "o"),
+            "--step",
+            "1.5",
+        ],
+    )
+    assert res.exit_code != 0 and "step must be in (0, 1]" in res.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run(
+        main, ["predict", "--model", str(model_dir), "-i", str(empty), "-o", str(tmp_path / "o")]
+    )
+    assert res.exit_code != 0 and "no volumes" in res.output
+    res = run(
+        main, ["predict", "--model", str(empty), "-i", str(inputs), "-o", str(tmp_path / "o")]
+    )
+    assert isinstance(res.exception, FileNotFoundError)

@@ -93,3 +93,22 @@ def test_spacing_matters():
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_phantom_ct_and_mr_edges_found_alike():
+    """On the phantom, organ boundaries stand out in the anatomy space of CT, T1 and T2."""
+    phantom = pytest.importorskip("flare_uda.data.phantom")
+    cases = [
+        phantom.generate_case("tiny", "CT", None, 0),
+        phantom.generate_case("tiny", "MR", "T1", 1),
+        phantom.generate_case("tiny", "MR", "T2", 2),
+    ]
+    for case in cases:
+        anat = to_anatomy_space(case.image)
+        assert anat.same_geometry(case.image, atol=0) and anat.array.dtype == np.float32
+        assert anat.array.min() >= 0 and anat.array.max() == 1.0
+        organs = case.label.array > 0
+        boundary = organs ^ ndimage.binary_erosion(organs)
+        interior = ndimage.binary_erosion(organs, iterations=2)
+        ratio = anat.array[boundary].mean() / anat.array[interior].mean()
+        assert ratio > 1.5, f"{case.modality} {case.sequence}: boundary/interior {ratio:.2f}"

@@ -289,3 +289,22 @@ def test_preprocessor_errors():
         Preprocessor()(case.image.array)
     with pytest.raises(TypeError, match="expected a Case"):
         Preprocessor().preprocess_case(case.image)
+
+
+def test_preprocessor_on_phantom_cohort():
+    phantom = pytest.importorskip("flare_uda.data.phantom")
+    ct = [phantom.generate_case("tiny", "CT", None, s) for s in (0, 1)]
+    mr = phantom.generate_case("tiny", "MR", "T1", 2)
+    spacing = (6.0, 4.0, 4.0)
+    pre = Preprocessor(PreprocessConfig(target_spacing=spacing)).fit(ct)
+    for case in ct:
+        out = pre.preprocess_case(case)
+        fg = out.image.array[out.label.array > 0]
+        assert abs(float(fg.mean())) < 0.5  # dataset foreground z-scored
+        assert set(np.unique(out.label.array)) == set(np.unique(case.label.array))
+        back = resample_to_reference(out.label, case.label)
+        assert back.same_geometry(case.label, atol=0)
+        assert dice(back.array == 1, case.label.array == 1) > 0.9  # liver
+    out_mr = pre.preprocess_case(mr)  # auto: z-score for MR, no statistics needed
+    assert abs(float(out_mr.image.array.mean())) < 0.2
+    np.testing.assert_allclose(out_mr.image.spacing, spacing, rtol=0.1)

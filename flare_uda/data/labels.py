@@ -35,7 +35,9 @@ FLARE_ORGANS: tuple[str, ...] = (
 NUM_ORGANS = len(FLARE_ORGANS)
 
 NSD_TOLERANCE_MM: dict[int, float] = dict(
-    zip(range(1, 14), (5.0, 3.0, 3.0, 5.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0, 5.0, 7.0, 3.0))
+    zip(
+        range(1, 14), (5.0, 3.0, 3.0, 5.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0, 5.0, 7.0, 3.0), strict=True
+    )
 )
 """FLARE NSD tolerance in mm per FLARE label."""
 

@@ -128,6 +128,7 @@ def test_fingerprint_statistics_and_determinism():
     assert abs(st["mean"] - 100) < 1.0 and abs(st["std"] - 5) < 0.5  # background never sampled
     assert st["percentile_00_5"] < st["median"] < st["percentile_99_5"]
     assert compute_fingerprint(cases, num_samples=5000) == fp
+    assert compute_fingerprint(cases, num_samples=5000, executor="process") == fp
     assert compute_fingerprint(cases, num_samples=5000, seed=7) != fp
 
 
@@ -137,7 +138,7 @@ def test_fingerprint_errors():
     with pytest.raises(TypeError, match="must be Case objects"):
         compute_fingerprint([Volume(np.ones((2, 2, 2)))])
     empty = Case("e", Volume(np.ones((2, 2, 2))), Volume(np.zeros((2, 2, 2), np.uint8)))
-    with pytest.raises(ValueError, match="no foreground voxel"):
+    with pytest.raises(ValueError, match=r"cases \['e'\] have a label with no foreground voxel"):
         compute_fingerprint([empty])
     with pytest.raises(ValueError, match="need foreground samples"):
         intensity_statistics(np.array([]))

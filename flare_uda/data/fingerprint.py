@@ -10,9 +10,11 @@ unlabelled MRI) contribute spacing and shape but no intensities.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
+from flare_uda.executor import Executor, get_executor
 from flare_uda.volume import Case
 
 
@@ -51,7 +53,12 @@ def intensity_statistics(samples: np.ndarray) -> dict[str, float]:
     }
 
 
-def compute_fingerprint(cases: Sequence[Case], num_samples: int = 10000, seed: int = 1234) -> dict:
+def compute_fingerprint(
+    cases: Sequence[Case],
+    num_samples: int = 10000,
+    seed: int = 1234,
+    executor: str | Executor | None = None,
+) -> dict:
     """Fingerprint of a dataset, as nnU-Net's experiment planning computes it.
 
     Parameters
@@ -62,6 +69,9 @@ def compute_fingerprint(cases: Sequence[Case], num_samples: int = 10000, seed: i
         Foreground voxels sampled per labelled case (with replacement).
     seed : int
         Seed of each case's sampler (nnU-Net uses 1234 for every case).
+    executor : str, Executor or None
+        Runs the per-case sampling (:func:`flare_uda.executor.get_executor`;
+        ``None``: serial, with a progress bar).
 
     Returns
     -------
@@ -86,13 +96,12 @@ def compute_fingerprint(cases: Sequence[Case], num_samples: int = 10000, seed: i
     bad = [type(c).__name__ for c in cases if not isinstance(c, Case)]
     if bad:
         raise TypeError(f"cases must be Case objects, got {bad[:3]}")
-    pooled = []
-    for case in cases:
-        if case.label is None:
-            continue
-        if not (case.label.array > 0).any():
-            raise ValueError(f"case {case.case_id!r} has a label with no foreground voxel")
-        pooled.append(_foreground_samples(case, int(num_samples), int(seed)))
+    labelled = [c for c in cases if c.label is not None]
+    empty = [c.case_id for c in labelled if not (c.label.array > 0).any()]
+    if empty:
+        raise ValueError(f"cases {empty[:5]} have a label with no foreground voxel")
+    sample = partial(_foreground_samples, num_samples=int(num_samples), seed=int(seed))
+    pooled = get_executor(executor).map(sample, labelled, desc="fingerprint") if labelled else []
     spacings = [list(c.image.spacing) for c in cases]
     shapes = [list(c.image.shape) for c in cases]
     return {

@@ -20,6 +20,7 @@ from flare_uda.data.resampling import (
     separate_z_axis,
     target_shape,
 )
+from flare_uda.executor import Executor
 from flare_uda.volume import Case, Volume
 
 __all__ = [
@@ -111,10 +112,13 @@ class Preprocessor:
             raise TypeError(f"config must be a PreprocessConfig, got {type(config).__name__}")
         self.config = config if config is not None else PreprocessConfig()
 
-    def fit(self, cases: Sequence[Case]) -> Preprocessor:
-        """Compute the dataset fingerprint (foreground intensity statistics)."""
+    def fit(self, cases: Sequence[Case], executor: str | Executor | None = None) -> Preprocessor:
+        """Compute the dataset fingerprint (foreground intensity statistics).
+
+        ``executor`` runs the per-case sampling (see :func:`compute_fingerprint`).
+        """
         self.fingerprint_ = compute_fingerprint(
-            cases, num_samples=self.config.num_samples, seed=self.config.seed
+            cases, num_samples=self.config.num_samples, seed=self.config.seed, executor=executor
         )
         self.stats_ = self.fingerprint_["foreground_intensity_properties"]
         modalities = self.fingerprint_["modalities"]

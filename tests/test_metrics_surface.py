@@ -11,7 +11,7 @@ import torch
 from scipy import ndimage
 
 from flare_uda.metrics.overlap import dice
-from flare_uda.metrics.surface import neighbour_codes, surface_dice
+from flare_uda.metrics.surface import SEARCHES, ball_offsets, neighbour_codes, surface_dice
 
 SPACINGS = [(1.0, 1.0, 1.0), (2.5, 0.8, 0.8), (3.0, 1.2, 0.7)]
 
@@ -65,10 +65,21 @@ def monai_values(pred: np.ndarray, ref: np.ndarray, spacing, tol: float) -> tupl
 def test_equals_monai_on_perturbed_masks(kind, spacing):
     ref = ellipsoid()
     pred = perturbed(ref, kind)
-    for tol in (1.0, 2.0, 3.0, 5.0):
+    for tol in (1.0, 2.0, 3.0, 5.0, 7.0):
         m_dsc, m_nsd = monai_values(pred, ref, spacing, tol)
         assert abs(dice(pred, ref) - m_dsc) < 1e-4
-        assert abs(surface_dice(pred, ref, spacing, tol) - m_nsd) < 1e-4
+        for search in SEARCHES:
+            assert abs(surface_dice(pred, ref, spacing, tol, search=search) - m_nsd) < 1e-4
+
+
+def test_ball_offsets_are_the_grid_points_within_tolerance():
+    offsets = ball_offsets((2.5, 0.8, 0.8), 2.0)
+    dist = np.sqrt(((offsets * [2.5, 0.8, 0.8]) ** 2).sum(axis=1))
+    assert (dist <= 2.0).all() and (np.diff(dist) >= 0).all()
+    assert (offsets[:, 0] == 0).all()  # 2.5 mm slices are out of a 2 mm reach
+    # in-plane 5 x 5 grid (|dy|, |dx| <= 2) less its 4 corners (dy^2 + dx^2 = 8 > 6.25), less origin
+    assert len(offsets) == 25 - 4 - 1
+    assert len(ball_offsets((1.0, 1.0, 1.0), 0.5)) == 0
 
 
 def test_mask_touching_the_array_border_equals_monai():

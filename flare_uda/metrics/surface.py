@@ -28,11 +28,15 @@ import functools
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from flare_uda._validation import as_triplet, require_ndim
+from flare_uda._validation import as_triplet, require_choice, require_ndim
 
 Box = tuple[slice, slice, slice]
+SEARCHES = ("auto", "kdtree", "offsets")
+MAX_OFFSETS = 1500
+"""Above this many grid offsets in the tolerance ellipsoid, ``search="auto"`` uses a KD-tree."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -126,7 +130,11 @@ def mask_box(mask: np.ndarray) -> Box | None:
 
 
 def surface_overlap(
-    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], tolerance_mm: float
+    pred: np.ndarray,
+    ref: np.ndarray,
+    spacing: Sequence[float],
+    tolerance_mm: float,
+    search: str = "auto",
 ) -> tuple[float, float]:
     """Surfel area within tolerance and total surfel area, both masks together.
 
@@ -140,6 +148,10 @@ def surface_overlap(
         Voxel size in mm, (z, y, x).
     tolerance_mm : float
         Largest accepted distance in mm.
+    search : {"auto", "kdtree", "offsets"}
+        How surfels within tolerance are found (same result, different speed):
+        a KD-tree of the other surface, or a look-up of every grid offset inside
+        the tolerance ellipsoid (fast for few offsets, i.e. coarse grids).
 
     Returns
     -------
@@ -147,6 +159,7 @@ def surface_overlap(
         ``(area within tolerance, total area)`` in mm^2; NSD is their ratio.
     """
     spacing = as_triplet(spacing, "spacing", positive=True)
+    require_choice(search, SEARCHES, "search")
     table = surfel_area_table(spacing)
     code_p, code_r = neighbour_codes(pred), neighbour_codes(ref)
     border_p = (code_p != 0) & (code_p != 255)
@@ -157,19 +170,70 @@ def surface_overlap(
     # surfels present in both masks are at distance 0 from each other
     both = border_p & border_r
     within = float(table[code_p[both]].sum() + table[code_r[both]].sum())
-    scale = np.asarray(spacing)
     for border, code, other in ((border_p, code_p, border_r), (border_r, code_r, border_p)):
         only = border & ~both
-        if not only.any():
-            continue
+        if only.any():
+            near = _near(np.argwhere(only), other, spacing, tolerance_mm, search)
+            within += float(table[code[only]][near].sum())
+    return within, total
+
+
+@functools.lru_cache(maxsize=256)
+def ball_offsets(spacing: tuple[float, float, float], tolerance_mm: float) -> np.ndarray:
+    """Grid offsets (z, y, x) within ``tolerance_mm`` of the origin, nearest first, origin left out.
+
+    Returns
+    -------
+    np.ndarray of int64, shape (n, 3)
+    """
+    sp = np.asarray(spacing, dtype=float)
+    r = np.floor(tolerance_mm / sp).astype(int)
+    grid = np.stack(
+        np.meshgrid(*(np.arange(-k, k + 1) for k in r), indexing="ij"), axis=-1
+    ).reshape(-1, 3)
+    dist = np.sqrt(((grid * sp) ** 2).sum(axis=1))
+    keep = (dist <= tolerance_mm) & (dist > 0)
+    out = grid[keep][np.argsort(dist[keep], kind="stable")]
+    out.setflags(write=False)
+    return out
+
+
+def _near(
+    points: np.ndarray, other: np.ndarray, spacing: tuple, tolerance_mm: float, search: str
+) -> np.ndarray:
+    """Which ``points`` (n, 3) have a True voxel of ``other`` within ``tolerance_mm``."""
+    offsets = ball_offsets(spacing, float(tolerance_mm))
+    # the offset look-up is the faster one on the FLARE tolerances and spacings we measured
+    # (benchmarks/bench_metrics.py); very fine grids give thousands of offsets: KD-tree then
+    if search == "kdtree" or (search == "auto" and len(offsets) > MAX_OFFSETS):
+        scale = np.asarray(spacing)
         tree = cKDTree(np.argwhere(other) * scale)
         # bound a little above the tolerance so that distances equal to it are found;
         # the comparison below is the exact one (<= tolerance)
-        dist, _ = tree.query(
-            np.argwhere(only) * scale, k=1, distance_upper_bound=tolerance_mm * 1.001 + 1e-9
-        )
-        within += float(table[code[only]][dist <= tolerance_mm].sum())
-    return within, total
+        dist, _ = tree.query(points * scale, k=1, distance_upper_bound=tolerance_mm * 1.001 + 1e-9)
+        return dist <= tolerance_mm
+    near = np.zeros(len(points), dtype=bool)
+    if len(offsets) == 0:
+        return near
+    pad = np.abs(offsets).max(axis=0)
+    padded = np.pad(other.astype(bool, copy=False), [(int(k), int(k)) for k in pad])
+    # points with no surfel in the box around them are far: drop them before the loop
+    boxed = padded.view(np.uint8)
+    for axis, k in enumerate(pad):
+        if k:
+            boxed = ndimage.maximum_filter1d(boxed, 2 * int(k) + 1, axis=axis, mode="constant")
+    mult = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
+    flat = (points + pad) @ mult
+    padded = padded.ravel()
+    remaining = np.flatnonzero(boxed.ravel()[flat])
+    for delta in offsets @ mult:
+        found = padded[flat[remaining] + delta]
+        if found.any():
+            near[remaining[found]] = True
+            remaining = remaining[~found]
+            if remaining.size == 0:
+                break
+    return near
 
 
 def surface_dice(
@@ -178,6 +242,7 @@ def surface_dice(
     spacing: Sequence[float],
     tolerance_mm: float,
     empty_score: float = 1.0,
+    search: str = "auto",
 ) -> float:
     """Normalised surface Dice of two binary masks at ``tolerance_mm``.
 
@@ -191,6 +256,8 @@ def surface_dice(
         Largest accepted surface distance in mm (>= 0).
     empty_score : float
         Returned when both masks are empty (FLARE: 1). One empty gives 0.
+    search : {"auto", "kdtree", "offsets"}
+        See :func:`surface_overlap`.
 
     Returns
     -------
@@ -204,7 +271,7 @@ def surface_dice(
     box = union_box(pred.shape, mask_box(pred), mask_box(ref))
     if box is None:
         return float(empty_score)
-    within, total = surface_overlap(pred[box], ref[box], spacing, tolerance_mm)
+    within, total = surface_overlap(pred[box], ref[box], spacing, tolerance_mm, search)
     return within / total if total > 0 else float(empty_score)
 
 

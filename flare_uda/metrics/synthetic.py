@@ -89,7 +89,8 @@ def organ_phantom(
 
 
 def perturb(label: np.ndarray, seed: int = 0, drop: Sequence[int] = ()) -> np.ndarray:
-    """A plausible "prediction" of ``label``: each organ eroded, dilated, shifted or speckled.
+    """A plausible "prediction" of ``label``: each organ eroded, dilated, shifted or
+    given a rough border.
 
     Parameters
     ----------
@@ -125,6 +126,10 @@ def perturb(label: np.ndarray, seed: int = 0, drop: Sequence[int] = ()) -> np.nd
             axis = int(rng.integers(0, 3))
             mask = np.roll(mask, int(rng.choice([-2, -1, 1, 2])), axis=axis)
         else:
-            mask = mask & (rng.random(mask.shape) > 0.05)  # speckle: holes and a rough border
+            # a rough border: boundary voxels removed or added at random
+            inner = ndimage.binary_erosion(mask)
+            outer = ndimage.binary_dilation(mask)
+            noise = rng.random(mask.shape) < 0.3
+            mask = (mask & ~(noise & ~inner)) | (outer & ~mask & noise)
         out[big][mask] = organ
     return out

@@ -18,7 +18,7 @@ from flare_uda.data.phantom import (
     preview_figure,
 )
 from flare_uda.data.phantom.intensity import T, intensity_table
-from flare_uda.data.phantom.render import separable_field
+from flare_uda.data.phantom.render import keep_largest_components, separable_field
 
 LIVER, RKID, SPLEEN, PANCREAS, AORTA, IVC, RADR, LADR, GB, ESO, STOMACH, DUO, LKID = range(1, 14)
 
@@ -227,3 +227,18 @@ def test_preview_errors(ct, t1, tmp_path):
         preview_figure(ct, t1, t1, tmp_path / "x.jpg")
     with pytest.raises(ValueError, match="needs labelled cases"):
         preview_figure(ct.with_label(None), t1, t1, tmp_path / "x.png")
+
+
+def test_keep_largest_components():
+    lab = np.zeros((5, 6, 6), dtype=np.uint8)
+    lab[1:3, 1:4, 1:4] = 3
+    lab[4, 5, 5] = 3  # a sliver, not touching the main piece
+    lab[0, 0, 0] = 7
+    out = keep_largest_components(lab)
+    assert out[4, 5, 5] == 0 and (out[1:3, 1:4, 1:4] == 3).all() and out[0, 0, 0] == 7
+
+
+def test_one_piece_per_organ(ct):
+    for label in range(1, 14):
+        _, n = ndimage.label(ct.label.array == label, structure=np.ones((3, 3, 3)))
+        assert n == 1, f"organ {label} has {n} pieces"

@@ -55,15 +55,18 @@ class Outline:
 class Dome:
     """The diaphragm: inside is *above* a dome surface Z = h(X, Y), higher on the right."""
 
-    right: float = 95.0
-    left: float = 85.0
+    right: float = 112.0
+    left: float = 104.0
 
     def height(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        top = np.where(x < 0, self.right, self.left)
-        return top - 70.0 * ((np.abs(x) - 70.0) / 110.0) ** 2 - 45.0 * ((y + 10.0) / 120.0) ** 2
+        """Dome height: peaks at X = +-65 mm, lower centrally and much lower at the back."""
+        top = np.where(x < 0, np.float32(self.right), np.float32(self.left))
+        back = np.maximum(y + 10.0, 0.0) / 100.0
+        front = np.maximum(-y - 40.0, 0.0) / 60.0
+        return top - 55.0 * ((np.abs(x) - 65.0) / 85.0) ** 2 - 75.0 * back**2 - 20.0 * front**2
 
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array([min(self.right, self.left) - 120.0, -BIG, -BIG]), np.array([BIG] * 3)
+        return np.array([min(self.right, self.left) - 160.0, -BIG, -BIG]), np.array([BIG] * 3)
 
     def field(self, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         return self.height(y, x) - z
@@ -74,7 +77,7 @@ def ribs(
     z_back: tuple[float, ...] = (0.0, 30.0, 58.0, 86.0, 114.0, 142.0),
     phi_end: tuple[float, ...] = (1.6, 2.1, 2.5, 2.8, 2.9, 2.9),
     drop: float = 110.0,
-    radius: float = 4.5,
+    radius: float = 4.0,
 ) -> tuple[Capsule, ...]:
     """Ribs as oblique hoops along the middle of the body wall, high at the back.
 
@@ -119,9 +122,15 @@ class BodyShape:
         """Body structures in painting order (later ones overwrite earlier ones)."""
         sy = self.spine_y
         mid_wall = self.muscle_outline.shrunk(self.wall / 2, self.wall / 2, self.wall / 2)
-        verts = []
+        verts, arch = [], []
         for zc in np.arange(-200.0, 200.0, 36.0):  # vertebral bodies with discs between
-            verts.append(EllipticCylinder((sy, 0.0), (17.0, 23.0), (zc + 4.5, zc + 36.0 - 4.5)))
+            verts.append(EllipticCylinder((sy, 0.0), (17.0, 23.0), (zc + 4.5, zc + 31.5)))
+            arch += [  # lamina ring, spinous and transverse processes
+                EllipticCylinder((sy + 30.0, 0.0), (15.0, 14.0), (zc + 8.0, zc + 28.0)),
+                EllipticCylinder((sy + 52.0, 0.0), (14.0, 5.0), (zc + 4.0, zc + 24.0)),
+                EllipticCylinder((sy + 24.0, -28.0), (5.0, 14.0), (zc + 13.0, zc + 21.0)),
+                EllipticCylinder((sy + 24.0, 28.0), (5.0, 14.0), (zc + 13.0, zc + 21.0)),
+            ]
         psoas = tube(
             np.array([[30.0, sy - 4, 28.0], [-40.0, sy - 6, 40.0], [-200.0, sy - 14, 52.0]]),
             np.array([4.0, 17.0, 26.0]),
@@ -151,16 +160,7 @@ class BodyShape:
             Structure(
                 "vertebrae", tuple(verts), (Layer(T["bone"], 0), Layer(T["marrow"], 0, -2.0))
             ),
-            Structure(
-                "posterior_arch",
-                (
-                    EllipticCylinder((sy + 30.0, 0.0), (15.0, 14.0)),
-                    EllipticCylinder((sy + 52.0, 0.0), (14.0, 5.0)),
-                    EllipticCylinder((sy + 24.0, -28.0), (5.0, 14.0)),
-                    EllipticCylinder((sy + 24.0, 28.0), (5.0, 14.0)),
-                ),
-                (Layer(T["bone"], 0),),
-            ),
+            Structure("posterior_arch", tuple(arch), (Layer(T["bone"], 0),)),
             Structure(
                 "canal", (EllipticCylinder((sy + 29.0, 0.0), (8.0, 9.0)),), (Layer(T["csf"], 0),)
             ),
@@ -206,6 +206,6 @@ def sample_body(rng: np.random.Generator) -> BodyShape:
         cavity=cavity,
         fat=(14.0 * fat, 20.0 * fat, 10.0 * fat),
         wall=float(rng.uniform(8.0, 13.0)),
-        dome=Dome(95.0 + rng.normal(0, 6), 85.0 + rng.normal(0, 6)),
+        dome=Dome(112.0 + rng.normal(0, 6), 104.0 + rng.normal(0, 6)),
         spine_y=38.0,
     )

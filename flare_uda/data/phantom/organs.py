@@ -128,12 +128,14 @@ def organ_structures(
     rk, rk_ell = _kidney(j, -1, [-28, 50, -72])
     lk, lk_ell = _kidney(j, +1, [-15, 50, 72])
     liver_pieces = (
-        Intersection((j.ell("liver", [45, 5, -62], (80, 80, 72)), cavity)),
+        Intersection((j.ell("liver", [48, 5, -60], (75, 80, 70), cor=-20.0), cavity)),
         Intersection((j.ell("liver", [62, -42, 12], (38, 32, 58), yaw=10.0), cavity)),
     )
     grow = Ellipsoid(rk_ell.center, tuple(np.asarray(rk_ell.semi) + 5.0), rk_ell.rot)
-    out.append(Structure("liver", liver_pieces, (Layer(T["liver"], 1),), cuts=(grow,)))
-    spleen = j.ell("spleen", [48, 45, 88], (52, 46, 20), yaw=45.0, sag=-20.0)
+    under = j.ell("liver", [-45, -10, -5], (55, 120, 60))  # free space below the liver
+    bare = j.ell("rkid", [40, 52, -27], (38, 30, 17))  # fat of the right adrenal and crus
+    out.append(Structure("liver", liver_pieces, (Layer(T["liver"], 1),), cuts=(grow, under, bare)))
+    spleen = j.ell("spleen", [52, 45, 86], (55, 54, 24), yaw=45.0, sag=-20.0)
     spleen_cut = Ellipsoid(tuple(np.asarray(spleen.center) - 26.0 * spleen.rot[:, 2]),
                            (50.0, 40.0, 20.0), spleen.rot)  # fmt: skip
     lk_grow = Ellipsoid(lk_ell.center, tuple(np.asarray(lk_ell.semi) + 4.0), lk_ell.rot)
@@ -160,13 +162,14 @@ def organ_structures(
     out.append(Structure("gallbladder", (gb,), (Layer(T["gi_wall"], 9), Layer(T["bile"], 9, -2.5))))
 
     # esophagus down through the hiatus into the stomach
-    eso_pts = [[150, 25, -5], [110, 14, -4], [85, 4, 10]]
+    eso_pts = [[150, 8, -2], [110, 4, 0], [85, -2, 10]]
     eso = tube(np.vstack([eso_pts, j.pts("stomach", [[72, 4, 28], [64, 8, 42]])]), 8.0)
     out.append(Structure("esophagus", tuple(eso), (Layer(T["gi_wall"], 10),)))
     content = T["fluid"] if rng.random() < 0.6 else T["bowel"]
-    stomach = j.tube("stomach", [[68, 12, 55], [55, -8, 62], [40, -35, 58], [20, -58, 45],
-                                 [8, -62, 15], [6, -52, -8], [10, -40, -22]],
-                     [30, 34, 28, 26, 22, 16, 11])  # fmt: skip
+    stomach = j.tube("stomach", [[66, 14, 58], [52, -10, 64], [36, -36, 60], [18, -56, 44],
+                                 [6, -60, 15], [5, -52, -8], [10, -40, -22]],
+                     [34, 40, 36, 30, 25, 18, 12])  # fmt: skip
+    stomach = tuple(Intersection((c, cavity)) for c in stomach)
     out.append(_hollow("stomach", stomach, 11, 5.0, content, rng.uniform(-80, -50)))
 
     # pancreas across the spine, duodenum as a C-loop around its head
@@ -181,12 +184,12 @@ def organ_structures(
     out.append(_hollow("duodenum", duo, 12, 3.0, T["fluid"], rng.uniform(-45, -25)))
 
     # adrenals on top of the kidneys (inverted-Y shapes)
-    out.append(_adrenal(j, "rkid", [38, 32, -40], 7, 28.0))
+    out.append(_adrenal(j, "rkid", [38, 36, -35], 7, 28.0))
     out.append(_adrenal(j, "lkid", [28, 30, 38], 8, 22.0))
 
     # great vessels in front of the spine: aorta slightly left, IVC right
-    aorta = j.tube("vessels", [[150, 38, 20], [90, 28, 16], [50, 20, 14], [0, 12, 12],
-                               [-60, 10, 10], [-200, 8, 8]], [13, 12, 12, 11, 10, 9])  # fmt: skip
+    aorta = j.tube("vessels", [[150, 30, 30], [90, 22, 26], [50, 13, 18], [0, 6, 12],
+                               [-60, 4, 10], [-200, 2, 8]], [13, 12, 12, 11, 10, 9])  # fmt: skip
     out.append(Structure("aorta", aorta, (Layer(T["artery"], 5),)))
     ivc = j.tube("vessels", [[-200, 2, -24], [-60, 4, -24], [0, 8, -25], [40, 14, -28],
                              [75, 14, -22], [100, 10, -12]], [11, 11.5, 12, 12, 13, 14]
@@ -220,16 +223,21 @@ def _lesion(rng: np.random.Generator, j: _Jitter, rk: Ellipsoid, lk: Ellipsoid) 
     return Structure("lesion", (ball,), (Layer(T["lesion"], None, only_labels=(label,)),))
 
 
-def bowel_structures(rng: np.random.Generator, n_loops: int = 7) -> list[Structure]:
-    """Small-bowel loops filling the free fat of the lower, anterior abdomen (label 0)."""
+def bowel_structures(rng: np.random.Generator, n_loops: int = 9) -> list[Structure]:
+    """Small-bowel loops filling the free fat of the mid and lower abdomen (label 0).
+
+    Jejunum reaches up into the left upper quadrant, ileum fills the lower abdomen.
+    """
     out = []
     for i in range(n_loops):
-        start = np.array([rng.uniform(-110, -20), rng.uniform(-60, 0), rng.uniform(-70, 70)])
+        x0 = rng.uniform(-70, 80)
+        top = 20.0 if x0 > 10 else -15.0
+        start = np.array([rng.uniform(-110, top), rng.uniform(-60, 0), x0])
         pts = [start]
         for _ in range(5):
             step = rng.normal(0, 1, 3) * [12.0, 18.0, 22.0]
             nxt = pts[-1] + step
-            nxt[0] = np.clip(nxt[0], -130, -15)
+            nxt[0] = np.clip(nxt[0], -130, top)
             r = np.hypot(nxt[1] / 65.0, nxt[2] / 90.0)
             if r > 1:
                 nxt[1:] /= r

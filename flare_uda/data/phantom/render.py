@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from flare_uda.data.labels import NUM_ORGANS
 from flare_uda.data.phantom.shapes import Structure
@@ -162,6 +163,34 @@ def _block_mode(labels: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     return counts.reshape(nz, ny, nx, n_cls).argmax(-1).astype(np.uint8)
 
 
+def keep_largest_components(labels: np.ndarray) -> np.ndarray:
+    """Set to background every piece of an organ except its largest connected one.
+
+    Cut-outs and the crescent of the spleen can leave slivers of a few voxels
+    after downsampling; a real annotation has one connected piece per organ.
+
+    Parameters
+    ----------
+    labels : np.ndarray, shape "z y x", integer
+        Label map (FLARE order).
+
+    Returns
+    -------
+    np.ndarray, same shape and dtype
+    """
+    out = labels.copy()
+    full = np.ones((3, 3, 3), dtype=bool)
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        comp, n = ndimage.label(labels[box] == label, structure=full)
+        if n > 1:
+            sizes = np.bincount(comp.ravel())
+            sizes[0] = 0
+            out[box][(comp > 0) & (comp != sizes.argmax())] = 0
+    return out
+
+
 def rasterize(
     structures: Sequence[Structure],
     warp: Warp,
@@ -194,7 +223,7 @@ def rasterize(
     values : np.ndarray, shape "c z y x", float32
         Block means of ``tables[:, tissue]``.
     labels : np.ndarray, shape "z y x", uint8
-        Block plurality of the fine labels.
+        Block plurality of the fine labels, largest connected piece per organ.
     """
     axes = []
     for s0, sp, n, k in zip(start, spacing, shape, factor, strict=True):
@@ -213,4 +242,4 @@ def rasterize(
         for c, table in enumerate(tables):
             values[c, z0:z1] = _block_mean(table[canvas.tissue], factor)
         labels[z0:z1] = _block_mode(canvas.label, factor)
-    return values, labels
+    return values, keep_largest_components(labels)

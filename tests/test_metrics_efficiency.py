@@ -92,3 +92,12 @@ def test_format_report_is_a_markdown_table():
     text = format_report(measure(lambda: None))
     assert text.splitlines()[0] == "| metric | value |"
     assert "cpu_memory_area_mb_s" in text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel peak RSS is Linux-only")
+def test_peak_shorter_than_the_interval_is_caught():
+    import psutil
+
+    before = psutil.Process().memory_info().rss / 2**20
+    report = measure(lambda: float(np.ones(200 * 2**20 // 8).sum()), interval=5.0)
+    assert report.peak_rss_mb > before + 150

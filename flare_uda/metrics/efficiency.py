@@ -35,8 +35,9 @@ class EfficiencyReport:
     ----------
     wall_time_s : float
     peak_rss_mb : float
-        Largest sampled RSS of the process and its children (a command also
-        counts the kernel's peak RSS of the child, so short peaks are not missed).
+        Largest RSS of the process and its children: the larger of the samples
+        and the kernel's peak (``VmHWM`` reset before a callable on Linux; the
+        child's ``ru_maxrss`` for a command), so short peaks are not missed.
     cpu_memory_area_mb_s : float
         ``sum(RSS samples in MB) * interval``.
     samples : int
@@ -81,6 +82,28 @@ def _tree_rss(proc: psutil.Process) -> float | None:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return float(total)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's kernel peak RSS (Linux ``clear_refs``); whether it worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_since_reset() -> float:
+    """This process's kernel peak RSS (``VmHWM``) in bytes; 0 when unreadable."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    return 0.0
 
 
 def _nvml_reader(gpu_index: int) -> Callable[[], float] | None:
@@ -193,11 +216,14 @@ def measure(
             exit_code = proc.wait()
     else:
         sampler = _Sampler(psutil.Process(), interval, gpu)
+        kernel_peak = _reset_peak_rss()
         sampler.start()
         try:
             result = target()
         finally:
             sampler.stop()
+        # the kernel's high-water mark also sees peaks shorter than the interval
+        child_peak = _peak_rss_since_reset() if kernel_peak else 0.0
     wall = time.perf_counter() - start
     if is_command:
         sampler.stop()

@@ -56,6 +56,8 @@ def test_fit_apply_round_trip(method, data, tmp_path):
         "2",
         "--seed",
         "3",
+        "--threads",
+        "1",
     ]
     result = runner.invoke(main, args)
     assert result.exit_code == 0, result.output

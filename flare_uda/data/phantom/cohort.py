@@ -80,17 +80,16 @@ def generate_case(
     cfg = get_preset(preset)
     _check_request(modality, sequence, seed)
     code = _MODALITY_CODE[modality]
+    # independent streams: subject anatomy, scan (grid, contrast, noise), lesion
     subject = np.random.default_rng(np.random.SeedSequence([int(seed), code, 0]))
-    scan = np.random.default_rng(
-        np.random.SeedSequence(
-            [int(seed), code, 1 + MR_SEQUENCES.index(sequence) if sequence else 0]
-        )
-    )
+    seq_index = 0 if sequence is None else 1 + MR_SEQUENCES.index(sequence)
+    scan = np.random.default_rng(np.random.SeedSequence([int(seed), code, 1, seq_index]))
+    lesion_rng = np.random.default_rng(np.random.SeedSequence([int(seed), code, 2]))
     body = sample_body(subject)
     warp = Warp.random(subject)
     structures = (
         body.structures()
-        + organ_structures(body, subject, lesion=lesion)
+        + organ_structures(body, subject, lesion_rng=lesion_rng if lesion else None)
         + body.thorax()
         + bowel_structures(subject)
     )

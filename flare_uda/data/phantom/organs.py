@@ -111,9 +111,13 @@ def _adrenal(j: _Jitter, group: str, center: list, label: int, spread: float) ->
 
 
 def organ_structures(
-    body: BodyShape, rng: np.random.Generator, lesion: bool = False
+    body: BodyShape, rng: np.random.Generator, lesion_rng: np.random.Generator | None = None
 ) -> list[Structure]:
-    """All abdominal structures of one subject, in painting order (later overwrites earlier)."""
+    """All abdominal structures of one subject, in painting order (later overwrites earlier).
+
+    ``lesion_rng`` (its own stream, so the rest of the subject does not change)
+    adds one lesion when given.
+    """
     j = _Jitter(rng)
     cavity = body.cavity.shrunk(1.0, 1.0, 1.0)
     out: list[Structure] = []
@@ -204,8 +208,8 @@ def organ_structures(
               + j.tube("vessels", [[-22, 30, -50], [-18, 8, -26]], 5.0))  # fmt: skip
     out.append(Structure("renal_veins", rveins, (Layer(T["vein"], 0, only_labels=(0,)),)))
 
-    if lesion:
-        out.append(_lesion(rng, j, rk_ell, lk_ell))
+    if lesion_rng is not None:
+        out.append(_lesion(lesion_rng, j, rk_ell, lk_ell))
     return out
 
 

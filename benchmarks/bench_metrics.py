@@ -6,8 +6,9 @@ FLARE tolerances; flare_uda runs :func:`flare_uda.metrics.evaluate.evaluate_case
 with the FLARE special rules off (``nsd_gate=None, tubular_crop="off"``) so
 both compute the same numbers, and once more with the rules on. The one-hot
 conversion is not timed (MONAI's input format). Both run single-threaded
-(``torch.set_num_threads(1)``). Peak memory is the largest RSS above the RSS
-before the call, sampled every 20 ms (:func:`flare_uda.metrics.efficiency.measure`).
+(``torch.set_num_threads(1)``). Peak memory is the peak RSS above the RSS
+before the call (freed heap given back first with ``malloc_trim``; the kernel's
+high-water mark, :func:`flare_uda.metrics.efficiency.measure`).
 
 Cases: (a) a "quick" phantom label (``flare_uda.data.phantom.generate_case``
 when it exists, else a synthetic 13-organ label of similar size), (b) a
@@ -22,6 +23,7 @@ Run: ``.venv/bin/python benchmarks/bench_metrics.py [--repeats 3] [--skip-large]
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import statistics
 import warnings
@@ -75,10 +77,19 @@ def monai_metrics(pred_oh, ref_oh, spacing) -> tuple[np.ndarray, np.ndarray]:
     return dsc, nsd
 
 
+def _trim_heap() -> None:
+    """Give freed heap memory back to the OS, so a later RSS rise is the call's own."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def timed(fn, repeats: int) -> tuple[float, float, object]:
     """Median wall time (s), largest extra peak RSS (MB), last result."""
     times, peaks, result = [], [], None
     for _ in range(repeats):
+        _trim_heap()
         before = psutil.Process().memory_info().rss / 2**20
         report = measure(fn, interval=0.02)
         times.append(report.wall_time_s)

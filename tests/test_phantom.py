@@ -246,3 +246,15 @@ def test_one_piece_per_organ(ct):
     for label in range(1, 14):
         _, n = ndimage.label(ct.label.array == label, structure=np.ones((3, 3, 3)))
         assert n == 1, f"organ {label} has {n} pieces"
+
+
+def test_block_mode_plurality_ties_to_smaller_label():
+    from flare_uda.data.phantom.render import _block_mode
+
+    fine = np.zeros((2, 2, 4), dtype=np.uint8)
+    fine[:, :, :2] = [[[5, 5], [5, 0]], [[3, 3], [0, 0]]]  # block 0: 5 x3, 3 x2, 0 x3 -> tie 0/5
+    fine[:, :, 2:] = 4  # block 1: uniform
+    got = _block_mode(fine, (2, 2, 2))
+    assert got.shape == (1, 1, 2) and got[0, 0, 1] == 4 and got[0, 0, 0] == 0
+    fine[0, 1, 1] = 5  # now 5 x4 wins
+    assert _block_mode(fine, (2, 2, 2))[0, 0, 0] == 5

@@ -19,8 +19,8 @@ from flare_uda.data.phantom.intensity import CT_PHASES
 from flare_uda.data.phantom.render import separable_field
 
 # relative Rician noise level and bias-field strength (std of the log-field) per sequence
-MR_NOISE = {"T1": 0.025, "T2": 0.05}
-MR_BIAS = {"T1": 0.15, "T2": 0.22}
+MR_NOISE = {"T1": 0.02, "T2": 0.06}
+MR_BIAS = {"T1": 0.10, "T2": 0.20}
 TEXTURE_SCALE = {"CT": 8.0, "MR": 0.03}
 
 

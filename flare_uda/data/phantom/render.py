@@ -157,10 +157,14 @@ def _block_mode(labels: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
     nz, ny, nx = (s // k for s, k in zip(labels.shape, f, strict=True))
     n_cls = NUM_ORGANS + 1
     blocks = labels.reshape(nz, f[0], ny, f[1], nx, f[2]).transpose(0, 2, 4, 1, 3, 5)
-    blocks = blocks.reshape(nz * ny * nx, -1).astype(np.int64)
-    keys = blocks + n_cls * np.arange(blocks.shape[0])[:, None]
-    counts = np.bincount(keys.ravel(), minlength=blocks.shape[0] * n_cls)
-    return counts.reshape(nz, ny, nx, n_cls).argmax(-1).astype(np.uint8)
+    blocks = blocks.reshape(nz * ny * nx, -1)
+    out = blocks[:, 0].copy()
+    mixed = np.flatnonzero(blocks.min(1) != blocks.max(1))  # most blocks hold one label
+    if mixed.size:
+        sub = blocks[mixed].astype(np.int64) + n_cls * np.arange(mixed.size)[:, None]
+        counts = np.bincount(sub.ravel(), minlength=mixed.size * n_cls)
+        out[mixed] = counts.reshape(mixed.size, n_cls).argmax(-1)
+    return out.reshape(nz, ny, nx).astype(np.uint8)
 
 
 def keep_largest_components(labels: np.ndarray) -> np.ndarray:

@@ -109,9 +109,13 @@ def test_ct_plan_carries_intensity_stats(tmp_path):
     assert {"mean", "std", "percentile_00_5", "percentile_99_5"} <= set(seg.plan.intensity_stats)
 
 
-def test_sigmoid_head_trains():
-    seg = train_segmenter([make_case(0)], tiny(iterations=2, head="sigmoid"), progress=False)
-    assert seg.plan.head == "sigmoid" and np.isfinite(seg.history_["loss"]).all()
+def test_sigmoid_head_trains_through_the_trainer_class():
+    from flare_uda.segmentation import Trainer
+
+    trainer = Trainer(tiny(iterations=2, head="sigmoid"), progress=False)
+    assert trainer.fit([make_case(0)]) is trainer
+    assert trainer.segmenter_.plan.head == "sigmoid"
+    assert np.isfinite(trainer.history_["loss"]).all() and len(trainer.history_["loss"]) == 2
 
 
 def test_load_bad_folder_errors(tmp_path):

@@ -5,6 +5,8 @@ Public API::
     get_preset(name, **overrides) -> TrainConfig       # "paper", "default", "quick", "tiny"
     train_segmenter(cases, config, work_dir=None, val_cases=None, progress=True)
         -> NetworkSegmenter
+    Trainer(config, work_dir=None, progress=True).fit(cases, val_cases=None) -> self
+        (.segmenter_, .history_)
     NetworkSegmenter(network, plan, network_config, topology)
         .predict_logits(batch "b c z y x") -> "b k z y x"
         .save(dir) ; NetworkSegmenter.load(dir)
@@ -22,7 +24,7 @@ from flare_uda.segmentation.networks import (
     get_network_config,
     plan_topology,
 )
-from flare_uda.segmentation.trainer import train_segmenter
+from flare_uda.segmentation.trainer import Trainer, train_segmenter
 
 __all__ = [
     "NETWORKS",
@@ -34,6 +36,7 @@ __all__ = [
     "Segmenter",
     "Topology",
     "TrainConfig",
+    "Trainer",
     "build_network",
     "get_network_config",
     "get_preset",

@@ -242,3 +242,41 @@ def train_segmenter(
         checkpoint(FINAL, config.iterations)
         segmenter.save(work)
     return segmenter
+
+
+class Trainer:
+    """Thin class around :func:`train_segmenter` (scikit-learn style).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    work_dir : path-like, optional
+        Checkpoints and the saved model; resumes from it.
+    progress : bool
+
+    Attributes
+    ----------
+    segmenter_ : NetworkSegmenter
+        Set by :meth:`fit`.
+    history_ : dict
+        Loss per iteration, validation DSC per epoch, seconds spent cutting and
+        augmenting batches (``batch``) against network steps (``step``).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        work_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.work_dir = work_dir
+        self.progress = progress
+
+    def fit(self, cases: Sequence[Case], val_cases: Sequence[Case] | None = None) -> Trainer:
+        """Train on labelled ``cases``; returns self."""
+        self.segmenter_ = train_segmenter(
+            cases, self.config, self.work_dir, val_cases, self.progress
+        )
+        self.history_ = self.segmenter_.history_
+        return self

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from flare_uda.executor import ProcessExecutor
 from flare_uda.pseudolabel import UncertaintyFilter, run_self_training
 from flare_uda.volume import Case, Volume
 
@@ -78,6 +79,16 @@ def test_resume_after_kill_does_not_recompute_round_1(tmp_path):
     assert resumed.seen[2] == {c.case_id: int(predict(1, c).array.sum()) for c in cases}
     fresh = run_self_training(Recorder().train, predict, cases, 3, tmp_path / "fresh")
     assert res.uncertainty == fresh.uncertainty
+
+
+def test_process_executor_matches_serial(tmp_path):
+    cases = _cases()
+    serial = run_self_training(Recorder().train, predict, cases, 2, tmp_path / "s")
+    pool = ProcessExecutor(workers=2, progress=False)
+    parallel = run_self_training(Recorder().train, predict, cases, 2, tmp_path / "p", pool)
+    assert parallel.uncertainty == serial.uncertainty
+    for cid in serial.kept:
+        np.testing.assert_array_equal(parallel.labels[cid].array, serial.labels[cid].array)
 
 
 def test_filter_applied(tmp_path):

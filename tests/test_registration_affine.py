@@ -60,10 +60,13 @@ def pair():
     return fixed, flab, moving, mlab, true
 
 
-@pytest.mark.parametrize("name", ["sitk", "torch"])
-def test_known_affine_recovered_within_one_voxel(pair, name):
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("sitk", {}), ("torch", {}), ("torch", {"optimizer": "adam", "iterations": (100, 50, 25)})],
+)
+def test_known_affine_recovered_within_one_voxel(pair, name, options):
     fixed, flab, moving, mlab, true = pair
-    reg = get_registrar(name).fit(moving, fixed)
+    reg = get_registrar(name, **options).fit(moving, fixed)
     identity_error = displacement_rms(np.eye(4), true, fixed)
     assert identity_error > 2.0  # the problem is not trivial
     assert displacement_rms(reg.matrix_, true, fixed) <= 1.0
@@ -102,6 +105,19 @@ def test_register_batch_independent_pairs(pair):
     assert out.shape == (2, 4, 4)
     assert displacement_rms(out[0], true, fixed) <= 1.0
     assert displacement_rms(out[1], true2, fixed2) <= 1.0
+
+
+@pytest.mark.gpu
+def test_register_batch_on_cuda(pair):
+    fixed, _, moving, _, true = pair
+    out = register_batch(
+        moving.array[None, None],
+        fixed.array[None, None],
+        moving.affine[None],
+        fixed.affine[None],
+        device="cuda",
+    )
+    assert displacement_rms(out[0], true, fixed) <= 1.0
 
 
 def test_sitk_matrix_roundtrip_and_identity_resample(pair):
@@ -149,6 +165,10 @@ def test_registrar_errors():
         get_registrar("sitk", features="mask")
     with pytest.raises(ValueError, match="one iteration count per level"):
         get_registrar("torch", shrink_factors=(4, 2), iterations=(10,))
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        get_registrar("torch", optimizer="sgd")
+    with pytest.raises(ValueError, match="pass either config or keywords"):
+        get_registrar("sitk", config=REGISTRARS.get("sitk")().config, iterations=3)
     with pytest.raises(ValueError, match="as many smoothing sigmas"):
         get_registrar("sitk", shrink_factors=(4, 2), smoothing_sigmas=(1.0,))
     with pytest.raises(ValueError, match="equal b and c"):

@@ -70,6 +70,12 @@ def _load_label(path: Path, case: Case) -> Volume:
     return case.image.with_array(label.array)
 
 
+def _load_history(history: dict[str, list[Path]], case: Case) -> tuple[list[Volume], float]:
+    """One case's labels of every round and their eq. 7 uncertainty (per-case work)."""
+    labels = [_load_label(p, case) for p in history[case.case_id]]
+    return labels, pseudo_label_uncertainty(labels)
+
+
 def _predict_one(predict_fn: Callable, segmenter: Any, out_dir: Path, case: Case) -> str:
     label = predict_fn(segmenter, case)
     if not isinstance(label, Volume):
@@ -163,8 +169,9 @@ def run_self_training(
         c.case_id: [_label_path(work, k, c.case_id) for k in range(1, int(rounds) + 1)]
         for c in cases
     }
-    loaded = {c.case_id: [_load_label(p, c) for p in history[c.case_id]] for c in cases}
-    uncertainty = {cid: pseudo_label_uncertainty(labs) for cid, labs in loaded.items()}
+    summaries = run.map(partial(_load_history, history), cases, desc="uncertainty")
+    loaded = {c.case_id: labs for c, (labs, _) in zip(cases, summaries, strict=True)}
+    uncertainty = {c.case_id: u for c, (_, u) in zip(cases, summaries, strict=True)}
     kept = label_filter.select(loaded) if label_filter is not None else list(ids)
     fused = {cid: ens(loaded[cid]) for cid in kept}
     for cid, lab in fused.items():

@@ -67,6 +67,15 @@ def test_gate_rejects_disagreeing_transfer():
     assert ungated.label is not None and ungated.gate_dice is None
 
 
+def test_anatomy_features_and_quality_split():
+    better = case("a", None, boxes(shift=2))
+    worse = case("b", None, boxes())
+    cfg = MDMConfig(features="anatomy", gate_dice=0.7)
+    (res,) = run_mdm([better, worse], cfg, scores={"a": 1.0, "b": 0.0})
+    assert (res.case_id, res.matched_id) == ("b", "a")
+    assert res.label is not None and mean_dice(res.label.array, boxes(), (1, 2, 13)) > 0.8
+
+
 def test_split_by_sequence_and_quality():
     cases = [case(f"c{i}", seq, boxes()) for i, seq in enumerate(["T1", "T2", "T1", "DWI"])]
     better, worse = split_by_sequence(cases, "T1", "T2")

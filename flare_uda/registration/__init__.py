@@ -18,6 +18,7 @@ from flare_uda.registration.base import (
 )
 from flare_uda.registration.features import label_channels
 from flare_uda.registration.matching import VolumeMatcher, label_volumes_mm3, match_by_volume
+from flare_uda.registration.mdm import MDMConfig, MDMResult, run_mdm
 from flare_uda.registration.sitk_affine import SitkAffineConfig, SitkAffineRegistrar
 from flare_uda.registration.torch_affine import (
     TorchAffineConfig,
@@ -26,6 +27,8 @@ from flare_uda.registration.torch_affine import (
 )
 
 __all__ = [
+    "MDMConfig",
+    "MDMResult",
     "MATCHERS",
     "REGISTRARS",
     "Matcher",
@@ -44,4 +47,5 @@ __all__ = [
     "match_by_volume",
     "register_batch",
     "resample_affine",
+    "run_mdm",
 ]

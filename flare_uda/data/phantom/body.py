@@ -15,10 +15,12 @@ import numpy as np
 from flare_uda.data.phantom.intensity import T
 from flare_uda.data.phantom.shapes import (
     Capsule,
+    Ellipsoid,
     EllipticCylinder,
     Intersection,
     Layer,
     Structure,
+    rotation,
     tube,
 )
 
@@ -172,24 +174,31 @@ class BodyShape:
         ]
 
     def thorax(self) -> list[Structure]:
-        """Lungs and heart above the diaphragm; painted after the organs to clip them."""
+        """Diaphragm, lungs and heart above the dome; painted after the organs to clip them.
+
+        The diaphragm is a 5 mm muscle sheet under the dome; the heart sits on
+        its central part, the lungs everywhere else above it.
+        """
         cavity = self.cavity.shrunk(3.0, 3.0, 3.0)
         soft = (T["fat"], T["liver"], T["spleen"], T["gi_wall"], T["fluid"], T["gas"], T["bowel"])
-        heart = EllipticCylinder((-35.0, -8.0), (55.0, 60.0))
+        heart = Ellipsoid((118.0, -30.0, -8.0), (65.0, 52.0, 62.0), rotation(yaw=-25.0))
+        sheet = Dome(self.dome.right - 5.0, self.dome.left - 5.0)
+        organs = (0, 1, 3, 11)  # background, liver, spleen and stomach give way
         return [
+            Structure(
+                "diaphragm",
+                (Intersection((sheet, cavity)),),
+                (Layer(T["diaphragm"], 0, only_labels=organs, only_tissues=soft),),
+            ),
             Structure(
                 "lung",
                 (Intersection((self.dome, cavity)),),
-                (Layer(T["lung"], 0, only_labels=(0, 1, 3, 11), only_tissues=soft),),
+                (Layer(T["lung"], 0, only_tissues=(T["diaphragm"],)),),
             ),
             Structure(
                 "heart",
-                (Intersection((Dome(self.dome.right - 8.0, self.dome.left - 8.0), heart, cavity)),),
-                (
-                    Layer(
-                        T["heart"], 0, only_labels=(0, 1, 3, 11), only_tissues=soft + (T["lung"],)
-                    ),
-                ),
+                (Intersection((self.dome, heart, cavity)),),
+                (Layer(T["heart"], 0, only_tissues=(T["lung"],)),),
             ),
         ]
 

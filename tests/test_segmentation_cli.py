@@ -131,3 +131,21 @@ def test_train_cli_label_image_mismatch(tmp_path, shape):
         ]
     )
     assert res.exit_code != 0 and "must share one geometry" in res.output
+
+
+def test_train_then_predict_round_trip_on_tiny_phantom(tmp_path):
+    from flare_uda.data.io import read_volume
+    from flare_uda.data.phantom import generate_case
+
+    cases = [generate_case("tiny", "MR", "T1", seed=s) for s in range(2)]
+    write_dataset(cases, tmp_path / "ds", progress=False)
+    res = run(["--images", str(tmp_path / "ds"), "--out", str(tmp_path / "m"), "--iterations", "2"])
+    assert res.exit_code == 0, res.output
+    img = tmp_path / "ds" / "imagesTr" / f"{cases[0].case_id}_0000.nii.gz"
+    res = CliRunner().invoke(
+        main, ["predict", "--model", str(tmp_path / "m"), "-i", str(img), "-o", str(tmp_path / "p")]
+    )
+    assert res.exit_code == 0, res.output
+    pred = read_volume(tmp_path / "p" / f"{cases[0].case_id}.nii.gz")
+    assert pred.same_geometry(cases[0].image)
+    assert int(pred.array.max()) <= 13

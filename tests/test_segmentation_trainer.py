@@ -13,7 +13,7 @@ from flare_uda.segmentation.augment import AugmentConfig
 from flare_uda.segmentation.sampling import class_locations, crop_padded, forced_foreground
 from flare_uda.volume import Case, Volume
 
-SPACING = (2.0, 2.0, 2.0)
+SPACING = (10.0, 6.5, 6.5)  # the tiny preset's spacing
 
 
 def make_case(seed: int, modality: str = "MR", annotated=(1, 2)) -> Case:

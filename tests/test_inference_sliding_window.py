@@ -197,3 +197,13 @@ def test_registry_and_errors():
         logits_to_labels(torch.zeros(3, 1, 1, 1), "softmx")
     with pytest.raises(ValueError, match="expected logits 'k z y x'"):
         logits_to_labels(torch.zeros(3, 1, 1), "softmax")
+
+
+def test_bf16_autocast_on_cpu_when_asked():
+    vol = blob_volume()
+    seg = ModuleSegmenter(plan(), threshold_net())
+    out = SlidingWindowInferer(SlidingWindowConfig(autocast="bf16"))(vol, seg)
+    # bf16 keeps ~3 significant digits: labels agree away from the class boundaries
+    x = vol.array
+    clear = (np.abs(x - 1.0) > 0.1) & (np.abs(x - 3.0) > 0.1)
+    np.testing.assert_array_equal(out.array[clear], threshold_labels(x)[clear])

@@ -60,7 +60,7 @@ class CoarseToFineConfig:
 
     fine: SlidingWindowConfig = field(default_factory=SlidingWindowConfig)
     coarse_step: float = 1.0
-    coarse_factor: tuple[float, float, float] = (1.0, 3.0, 3.0)
+    coarse_factor: tuple[float, float, float] = (1.0, 2.0, 2.0)
     margin_mm: tuple[float, float, float] = (10.0, 10.0, 10.0)
     roi_source: str = "organs"
     empty: str = "body"

@@ -1,0 +1,339 @@
+"""Inference benchmark: flare_uda's sliding window (plain, ROI) vs nnUNetPredictor and MONAI.
+
+Same weights, same input: a phantom MR T1 volume ("paper" preset, 40x320x320
+at its native ~6 x 1.38 x 1.38 mm), the paper's small U-Net (16 channels,
+4 downsamplings) at the paper's spacing (2.5, 0.81, 0.81) mm and patch
+40x224x192 -- or, with ``--scale s``, at spacing / s with the patch * s, which
+keeps the number and layout of windows but makes each one ~1/s^3 cheaper (CPU).
+The weights come from a short CPU training on phantom MR T1 cases (cached in
+``--work``). Every method runs in its own spawned process (peak RSS per method).
+
+Usage::
+
+    python benchmarks/bench_inference.py --scale 0.25 --iterations 120
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+PAPER_SPACING = (2.5, 0.81, 0.81)
+PAPER_PATCH = (40, 224, 192)
+
+
+def scaled_plan(scale: float, max_down: int = 4):
+    """Patch (divisible by the planned strides) and spacing for ``scale``."""
+    from flare_uda.segmentation.networks import plan_topology
+
+    spacing = tuple(s / scale for s in PAPER_SPACING)
+    patch = tuple(max(8, round(p * scale)) for p in PAPER_PATCH)
+    for _ in range(5):
+        try:
+            return patch, spacing, plan_topology(patch, spacing, max_down)
+        except ValueError as err:
+            if "divisible" not in str(err):
+                raise
+            div = tuple(int(v) for v in str(err).split("e.g. ")[1].strip("()").split(", "))
+            patch = div
+    raise RuntimeError(f"no valid patch near {patch}")
+
+
+def train_model(work: Path, scale: float, iterations: int) -> Path:
+    """Train (or reuse) the small net on 3 phantom MR T1 cases; returns the model folder."""
+    from flare_uda.data.phantom import generate_case
+    from flare_uda.segmentation.augment import AugmentConfig
+    from flare_uda.segmentation.config import TrainConfig
+    from flare_uda.segmentation.networks import NETWORKS
+    from flare_uda.segmentation.trainer import train_segmenter
+
+    model = work / f"model_s{scale}_it{iterations}"
+    if (model / "weights.pt").is_file():
+        return model
+    patch, spacing, _ = scaled_plan(scale)
+    cases = [generate_case("paper", "MR", "T1", seed) for seed in (1, 2, 3)]
+    config = TrainConfig(
+        network=NETWORKS["small"],
+        patch_size=patch,
+        spacing=spacing,
+        normalization="zscore",
+        iterations=iterations,
+        batch_size=2,
+        val_every=iterations,
+        checkpoint_every=25,
+        augment=AugmentConfig(mirror_axes=(), p_elastic=0.0),
+    )
+    seg = train_segmenter(cases, config, work_dir=work / f"train_s{scale}_it{iterations}")
+    seg.save(model)
+    return model
+
+
+def nnunet_predictor(seg, mirroring: bool):
+    """An nnUNetPredictor around the same network, with plans matching its plan."""
+    import torch
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from flare_uda.data.datasets import dataset_json
+
+    p = seg.plan
+    lin = {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": None}
+    conf = {
+        "data_identifier": "bench",
+        "preprocessor_name": "DefaultPreprocessor",
+        "batch_size": 2,
+        "patch_size": list(p.patch_size),
+        "median_image_size_in_voxels": [1, 1, 1],
+        "spacing": list(p.spacing),
+        "normalization_schemes": ["ZScoreNormalization"],
+        "use_mask_for_norm": [False],
+        "resampling_fn_data": "resample_data_or_seg_to_shape",
+        "resampling_fn_data_kwargs": {**lin, "order": 3},
+        "resampling_fn_seg": "resample_data_or_seg_to_shape",
+        "resampling_fn_seg_kwargs": {**lin, "is_seg": True},
+        "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+        "resampling_fn_probabilities_kwargs": lin,
+        "architecture": {
+            "network_class_name": "unused",
+            "arch_kwargs": {},
+            "_kw_requires_import": [],
+        },
+        "batch_dice": False,
+    }
+    plans = {
+        "dataset_name": "Dataset999_Bench",
+        "plans_name": "nnUNetPlans",
+        "original_median_spacing_after_transp": list(p.spacing),
+        "original_median_shape_after_transp": [1, 1, 1],
+        "image_reader_writer": "SimpleITKIO",
+        "transpose_forward": [0, 1, 2],
+        "transpose_backward": [0, 1, 2],
+        "configurations": {"3d_fullres": conf},
+        "experiment_planner_used": "ExperimentPlanner",
+        "label_manager": "LabelManager",
+        "foreground_intensity_properties_per_channel": {"0": {}},
+    }
+    pm = PlansManager(plans)
+    seg.network.decoder.deep_supervision = False
+    predictor = nnUNetPredictor(
+        tile_step_size=0.5,
+        use_gaussian=True,
+        use_mirroring=mirroring,
+        perform_everything_on_device=False,
+        device=torch.device("cpu"),
+        allow_tqdm=False,
+    )
+    predictor.manual_initialization(
+        seg.network.eval(),
+        pm,
+        pm.get_configuration("3d_fullres"),
+        [seg.network.state_dict()],
+        dataset_json("MR", 1),
+        "bench",
+        (0, 1, 2),
+    )
+    return predictor
+
+
+def run_method(name: str, model: str, image_path: str, out_path: str, threads: int) -> dict:
+    """Child process: load, time one method, save labels, report time / RSS / windows."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from flare_uda.data.io import read_volume
+    from flare_uda.inference import (
+        CoarseToFineConfig,
+        CoarseToFineInferer,
+        SlidingWindowConfig,
+        SlidingWindowInferer,
+    )
+    from flare_uda.segmentation.network_segmenter import NetworkSegmenter
+
+    seg = NetworkSegmenter.load(model)
+    seg.network.decoder.deep_supervision = False
+    image = read_volume(image_path)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    n_windows = None
+    t0 = time.perf_counter()
+    if name.startswith("nnunet"):
+        predictor = nnunet_predictor(seg, mirroring=name == "nnunet_mirror")
+        props = {"spacing": list(image.spacing)}
+        labels = predictor.predict_single_npy_array(image.array[None].astype(np.float32), props)
+        shape = predictor.configuration_manager.patch_size
+        n_windows = len(
+            predictor._internal_get_sliding_window_slicers(_prepared_shape(image, seg, shape))
+        )
+    elif name == "monai":
+        labels, n_windows = _monai(image, seg)
+    elif name == "floor":
+        labels, n_windows = _floor(image, seg)
+    else:
+        step = float(name.split("_s")[1]) if "_s" in name else 0.5
+        fine = SlidingWindowConfig(step=step, sw_batch_size=2)
+        if name.startswith("ours_roi"):
+            source = "body" if "body" in name else "organs"
+            inferer = CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=source))
+        else:
+            inferer = SlidingWindowInferer(fine)
+        labels = inferer(image, seg).array
+        n_windows = inferer.last_stats_["n_run"] + inferer.last_stats_.get("n_coarse", 0)
+    wall = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    np.save(out_path, np.asarray(labels, dtype=np.uint8))
+    return {
+        "method": name,
+        "wall_s": wall,
+        "peak_rss_mb": rss,
+        "rss_loaded_mb": rss0,
+        "n_windows": n_windows,
+    }
+
+
+def _prepared_shape(image, seg, patch):
+    from flare_uda.data.preprocess import target_shape
+
+    shape = target_shape(image.shape, image.spacing, seg.plan.spacing)
+    return tuple(max(s, p) for s, p in zip(shape, patch, strict=True))
+
+
+def _monai(image, seg):
+    """MONAI sliding_window_inference (overlap 0.5, gaussian), logits resampled, argmax."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    from flare_uda.inference.grid import prepare
+    from flare_uda.inference.windows import window_starts
+
+    prep = prepare(image, seg.plan)
+    x = torch.from_numpy(prep.array)[None, None]
+    with torch.inference_mode():
+        logits = sliding_window_inference(
+            x, seg.plan.patch_size, 2, seg.network, overlap=0.5, mode="gaussian"
+        )
+        logits = torch.nn.functional.interpolate(logits, size=image.shape, mode="trilinear")
+        labels = logits[0].argmax(0).to(torch.uint8).numpy()
+    # MONAI's scan interval is patch * (1 - overlap); count its windows the same way
+    n = len(
+        window_starts(
+            tuple(max(s, p) for s, p in zip(prep.shape, seg.plan.patch_size, strict=True)),
+            seg.plan.patch_size,
+            0.5,
+        )
+    )
+    return labels, n
+
+
+def _floor(image, seg):
+    """One forward pass per window of a no-overlap tiling of the body box (no aggregation)."""
+    import torch
+
+    from flare_uda.inference.grid import prepare
+    from flare_uda.inference.windows import bounding_box, otsu_body_mask, pad_to_patch
+
+    prep = prepare(image, seg.plan)
+    box = bounding_box(otsu_body_mask(prep.array))
+    roi, _ = pad_to_patch(prep.array[box][None], seg.plan.patch_size)
+    p = seg.plan.patch_size
+    counts = [int(np.ceil(s / q)) for s, q in zip(roi.shape[1:], p, strict=True)]
+    x = torch.from_numpy(np.ascontiguousarray(roi))
+    n = 0
+    with torch.inference_mode():
+        for i in range(counts[0]):
+            for j in range(counts[1]):
+                for k in range(counts[2]):
+                    c = [
+                        min(a * q, s - q)
+                        for a, q, s in zip((i, j, k), p, roi.shape[1:], strict=True)
+                    ]
+                    seg.network(
+                        x[None, :, c[0] : c[0] + p[0], c[1] : c[1] + p[1], c[2] : c[2] + p[2]]
+                    )
+                    n += 1
+    return np.zeros(image.shape, dtype=np.uint8), n
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean DSC over the organs (1..13) present in either map."""
+    scores = []
+    for k in range(1, 14):
+        x, y = a == k, b == k
+        if x.any() or y.any():
+            scores.append(2.0 * np.logical_and(x, y).sum() / (x.sum() + y.sum()))
+    return float(np.mean(scores)) if scores else 1.0
+
+
+METHODS = (
+    "nnunet_mirror",
+    "nnunet_nomirror",
+    "monai",
+    "ours_plain",
+    "ours_plain_s1.0",
+    "ours_roi",
+    "ours_roi_s1.0",
+    "ours_roi_body",
+    "floor",
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=0.25)
+    ap.add_argument("--iterations", type=int, default=120)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=100)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/flare_uda_bench_inference"))
+    args = ap.parse_args()
+    from flare_uda.data.io import write_volume
+    from flare_uda.data.phantom import generate_case
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    model = train_model(args.work, args.scale, args.iterations)
+    case = generate_case("paper", "MR", "T1", args.seed)
+    image_path = args.work / f"mr_t1_{args.seed}.nii.gz"
+    write_volume(case.image, image_path)
+    print(
+        f"input {case.image.shape} spacing {tuple(round(s, 3) for s in case.image.spacing)}; "
+        f"net spacing {scaled_plan(args.scale)[1]} patch {scaled_plan(args.scale)[0]}"
+    )
+    ctx = mp.get_context("spawn")
+    rows, labels = [], {}
+    for name in args.methods.split(","):
+        out = args.work / f"labels_{name}.npy"
+        # a fresh process per method: its peak RSS is the method's own
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            row = pool.submit(
+                run_method, name, str(model), str(image_path), str(out), args.threads
+            ).result()
+        labels[name] = np.load(out)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    ref = labels.get("nnunet_mirror")
+    for row in rows:
+        lab = labels[row["method"]]
+        row["dsc_vs_nnunet"] = None if ref is None or row["method"] == "floor" else dice(lab, ref)
+        row["dsc_vs_truth"] = None if row["method"] == "floor" else dice(lab, case.label.array)
+    (args.work / "results.json").write_text(json.dumps(rows, indent=2))
+    base = {r["method"]: r["wall_s"] for r in rows}
+    print(
+        "\n| method | wall s | x vs nnU-Net default | peak RSS MB | windows | DSC vs nnU-Net "
+        "| DSC vs truth |\n|---|---|---|---|---|---|---|"
+    )
+    for r in rows:
+        ratio = base.get("nnunet_mirror", float("nan")) / r["wall_s"]
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        print(
+            f"| {r['method']} | {r['wall_s']:.1f} | {ratio:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['n_windows']} | {fmt(r['dsc_vs_nnunet'])} | {fmt(r['dsc_vs_truth'])} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

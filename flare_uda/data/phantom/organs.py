@@ -139,12 +139,10 @@ def organ_structures(
     under = j.ell("liver", [-45, -10, -5], (55, 120, 60))  # free space below the liver
     bare = j.ell("rkid", [40, 52, -27], (38, 30, 17))  # fat of the right adrenal and crus
     out.append(Structure("liver", liver_pieces, (Layer(T["liver"], 1),), cuts=(grow, under, bare)))
-    spleen = j.ell("spleen", [52, 45, 86], (55, 54, 24), yaw=45.0, sag=-20.0)
-    spleen_cut = Ellipsoid(tuple(np.asarray(spleen.center) - 26.0 * spleen.rot[:, 2]),
-                           (50.0, 40.0, 20.0), spleen.rot)  # fmt: skip
+    spleen = j.ell("spleen", [34, 42, 84], (62, 56, 27), yaw=45.0, sag=-20.0)
+    spleen_cut = Ellipsoid(tuple(np.asarray(spleen.center) - 36.0 * spleen.rot[:, 2]),
+                           (48.0, 38.0, 18.0), spleen.rot)  # fmt: skip
     lk_grow = Ellipsoid(lk_ell.center, tuple(np.asarray(lk_ell.semi) + 4.0), lk_ell.rot)
-    out.append(Structure("spleen", (Intersection((spleen, cavity)),), (Layer(T["spleen"], 3),),
-                         cuts=(spleen_cut, lk_grow)))  # fmt: skip
     out += [rk, lk]
 
     # veins inside the liver (liver label kept) and the portal system outside it (label 0)
@@ -175,6 +173,9 @@ def organ_structures(
                      [34, 40, 36, 30, 25, 18, 12])  # fmt: skip
     stomach = tuple(Intersection((c, cavity)) for c in stomach)
     out.append(_hollow("stomach", stomach, 11, 5.0, content, rng.uniform(-80, -50)))
+    # spleen after the stomach: it dents the fundus rather than the other way round
+    out.append(Structure("spleen", (Intersection((spleen, cavity)),), (Layer(T["spleen"], 3),),
+                         cuts=(spleen_cut, lk_grow)))  # fmt: skip
 
     # pancreas across the spine, duodenum as a C-loop around its head
     pancreas = j.tube("pancreas", [[-22, -18, -31], [-8, -24, -18], [-2, -32, -2], [6, -25, 22],

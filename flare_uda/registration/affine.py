@@ -115,23 +115,3 @@ def displacement_rms(
     if in_voxels:
         diff = diff / np.asarray(reference.spacing)
     return float(np.sqrt((diff**2).sum(axis=1).mean()))
-
-
-def centre_of_mass(array: np.ndarray, volume: Volume) -> np.ndarray:
-    """Physical centre of mass (mm, z y x) of non-negative weights ``array`` on ``volume``'s grid.
-
-    Falls back to the grid centre only when all weights are zero (documented,
-    not silent: an empty image has no centre of mass).
-    """
-    w = np.clip(np.asarray(array, dtype=float), 0, None)
-    total = w.sum()
-    if total <= 0:
-        centre = (np.asarray(volume.shape, dtype=float) - 1) / 2
-    else:
-        centre = np.array(
-            [
-                (w.sum(axis=tuple(j for j in range(3) if j != i)) * np.arange(n)).sum() / total
-                for i, n in enumerate(w.shape)
-            ]
-        )
-    return volume.index_to_physical(centre)

@@ -103,7 +103,8 @@ def register_batch(
         Index (z, y, x) -> physical (mm) matrices, i.e. ``Volume.affine``.
     shrink_factors : tuple of int
         Pyramid levels, coarse to fine, in multiples of the finest spacing
-        (per-axis pooling adapts to anisotropic voxels).
+        (per-axis pooling adapts to anisotropic voxels; the first pair's
+        spacing sets the pooling of the whole batch).
     iterations : tuple of int
         Optimiser iterations per level (L-BFGS ``max_iter`` or Adam steps).
     lr : float

@@ -100,7 +100,7 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 
 def bench(name, ref, spacing, repeats: int) -> dict:
     pred = perturb(ref, seed=7, drop=(9,))
-    surfel_area_table(tuple(spacing))  # warm: MONAI import and table, for both
+    surfel_area_table(tuple(spacing))  # warm both: our table, MONAI import
     monai_metrics(onehot(pred[:4, :8, :8]), onehot(ref[:4, :8, :8]), spacing)
 
     def ours():

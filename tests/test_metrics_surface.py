@@ -149,3 +149,14 @@ def test_error_paths():
         surface_dice(a, a, 1.0, -1.0)
     with pytest.raises(ValueError, match="spacing must be positive"):
         surface_dice(a, ellipsoid((4, 4, 4), (2, 2, 2), (1, 1, 1)), (1.0, 0.0, 1.0), 2.0)
+
+
+@pytest.mark.parametrize("spacing", SPACINGS + [(0.7, 3.3, 1.9)])
+def test_surfel_area_table_equals_monai(spacing):
+    from monai.metrics.utils import create_table_neighbour_code_to_surface_area
+
+    from flare_uda.metrics.surface import surfel_area_table
+
+    monai_table, _ = create_table_neighbour_code_to_surface_area(spacing)
+    np.testing.assert_allclose(surfel_area_table(spacing), monai_table.numpy(), rtol=1e-6)
+    assert surfel_area_table(spacing)[0] == surfel_area_table(spacing)[255] == 0.0

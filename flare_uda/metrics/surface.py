@@ -8,7 +8,8 @@ The method is the one FLARE's official evaluation uses (DeepMind's
 1. every 2x2x2 neighbourhood of voxels gets an 8-bit code; codes other than 0
    and 255 are surface elements ("surfels") sitting on the voxel corners;
 2. each surfel's area (mm^2) comes from a 256-entry table built from the
-   marching-cubes normals and the spacing (MONAI's table, reused as is);
+   marching-cubes normals and the spacing (MONAI's normals and rule, kept as
+   data in :mod:`._surfel_normals` so that no torch import is needed);
 3. the distance (mm) from every surfel of one mask to the nearest surfel of
    the other; NSD is the surfel area within the tolerance, on both sides,
    over the total surfel area.
@@ -32,6 +33,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from flare_uda._validation import as_triplet, require_choice, require_ndim
+from flare_uda.metrics._surfel_normals import neighbour_code_normals
 
 Box = tuple[slice, slice, slice]
 SEARCHES = ("auto", "kdtree", "offsets")
@@ -53,10 +55,11 @@ def surfel_area_table(spacing: tuple[float, float, float]) -> np.ndarray:
     np.ndarray of float64, shape (256,)
         ``table[code]``, for codes built by :func:`neighbour_codes`.
     """
-    from monai.metrics.utils import create_table_neighbour_code_to_surface_area
-
-    table, _ = create_table_neighbour_code_to_surface_area(tuple(float(s) for s in spacing))
-    table = table.cpu().numpy().astype(np.float64)
+    sz, sy, sx = (float(s) for s in spacing)
+    # MONAI's rule (create_table_neighbour_code_to_surface_area): scale each normal's
+    # components by the face areas of the voxel, sum the lengths of a code's normals
+    scaled = neighbour_code_normals() * np.array([sy * sx, sz * sx, sz * sy])
+    table = np.linalg.norm(scaled, axis=-1).sum(axis=-1)
     table.setflags(write=False)
     return table
 

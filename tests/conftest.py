@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(os.environ.get("FLARE_UDA_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("FLARE_UDA_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:

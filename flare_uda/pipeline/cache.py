@@ -22,8 +22,9 @@ from flare_uda._atomic import write_json
 
 def stage_key(name: str, config: Any, upstream: tuple[str, ...] = ()) -> str:
     """A short stable hash of a stage name, its JSON-able config and upstream keys."""
-    payload = json.dumps({"stage": name, "config": config, "upstream": list(upstream)},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"stage": name, "config": config, "upstream": list(upstream)}, sort_keys=True, default=str
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -44,9 +45,15 @@ class Stage:
         return (self.dir / "DONE.json").exists()
 
     def mark_done(self, info: dict | None = None) -> None:
-        write_json(self.dir / "DONE.json", {"stage": self.name, "key": self.key,
-                                            "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                            **(info or {})})
+        write_json(
+            self.dir / "DONE.json",
+            {
+                "stage": self.name,
+                "key": self.key,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                **(info or {}),
+            },
+        )
 
     def info(self) -> dict:
         return json.loads((self.dir / "DONE.json").read_text())

@@ -50,6 +50,18 @@ class TranslationConfig:
     preset: str = "quick"
     iterations: int | None = None
 
+    def translator(self, method: str | None = None, work_dir=None, seed: int = 0):
+        """A new (unfitted) translator of ``method`` (default: this section's)."""
+        from flare_uda.translation import TRANSLATORS, CycleGAN, get_preset
+
+        cls = TRANSLATORS.get(method or self.method)
+        if not issubclass(cls, CycleGAN):  # identity and user plug-ins: default construction
+            return cls()
+        overrides: dict = {"seed": seed}
+        if self.iterations is not None:
+            overrides["iterations"] = self.iterations
+        return cls(config=get_preset(self.preset, **overrides), work_dir=work_dir)
+
 
 @dataclass(frozen=True)
 class SegmentationConfig:
@@ -58,6 +70,31 @@ class SegmentationConfig:
     preset: str = "quick"
     iterations: int | None = None
     head: str = "softmax"
+    spacing: tuple[float, float, float] | None = None
+    patch_size: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("spacing", "patch_size"):
+            value = getattr(self, name)
+            if value is not None:
+                if len(value) != 3:
+                    raise ValueError(
+                        f"segmentation.{name} must have 3 values (z, y, x), got {value}"
+                    )
+                object.__setattr__(self, name, tuple(value))
+
+    def train_config(self, seed: int = 0):
+        """The :class:`~flare_uda.segmentation.TrainConfig` this section describes."""
+        from flare_uda.segmentation import get_preset
+
+        overrides: dict = {"head": self.head, "seed": seed, "normalization": "zscore"}
+        if self.iterations is not None:
+            overrides["iterations"] = self.iterations
+        if self.spacing is not None:
+            overrides["spacing"] = self.spacing
+        if self.patch_size is not None:
+            overrides["patch_size"] = self.patch_size
+        return get_preset(self.preset, **overrides)
 
 
 @dataclass(frozen=True)
@@ -73,9 +110,13 @@ class PseudoLabelConfig:
 
     def __post_init__(self) -> None:
         if self.rounds < 2:
-            raise ValueError(f"pseudolabel.rounds must be >= 2 (eq. 7 needs K >= 2), got {self.rounds}")
+            raise ValueError(
+                f"pseudolabel.rounds must be >= 2 (eq. 7 needs K >= 2), got {self.rounds}"
+            )
         if not 0.0 < self.keep_fraction <= 1.0:
-            raise ValueError(f"pseudolabel.keep_fraction must be in (0, 1], got {self.keep_fraction}")
+            raise ValueError(
+                f"pseudolabel.keep_fraction must be in (0, 1], got {self.keep_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -165,8 +206,11 @@ PRESETS: dict[str, UDAConfig] = {
     "tiny": UDAConfig(
         data=DataConfig(preset="tiny", n_ct=2, n_mr=4, n_mr_test=2),
         translation=TranslationConfig(preset="quick", iterations=2),
-        segmentation=SegmentationConfig(preset="tiny", iterations=2),
-        final_segmentation=SegmentationConfig(preset="tiny", iterations=2),
+        # The tiny phantom is sampled at ~(11, 7, 7) mm: train near that grid.
+        segmentation=SegmentationConfig(preset="tiny", iterations=2, spacing=(10.0, 7.0, 7.0)),
+        final_segmentation=SegmentationConfig(
+            preset="tiny", iterations=2, spacing=(10.0, 7.0, 7.0)
+        ),
         pseudolabel=PseudoLabelConfig(rounds=2),
     ),
     # The paper's Tables 1, 2 and 4 (GPU): full-size phantom, small nnU-Net,

@@ -1,0 +1,44 @@
+"""End to end: `flare-uda demo --preset tiny` runs every stage and the ablation, then resumes."""
+
+from __future__ import annotations
+
+import csv
+
+from click.testing import CliRunner
+
+from flare_uda.cli import main
+from flare_uda.pipeline.config import ABLATION_SETTINGS
+
+
+def test_tiny_demo_runs_every_stage_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    runner = CliRunner()
+    res = runner.invoke(main, ["demo", "--preset", "tiny", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    for name in ("report.md", "ablation.csv", "ablation.png", "overlays.png", "config.yaml"):
+        assert (out / name).is_file(), name
+    with open(out / "ablation.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["setting"] for r in rows} == set(ABLATION_SETTINGS)
+    assert {r["sequence"] for r in rows} == {"T1", "T2", "all"}
+    for r in rows:
+        assert 0.0 <= float(r["dsc"]) <= 1.0
+    stages = sorted(p.name.split("-")[0] for p in (out / "stages").iterdir())
+    assert "mdm" in stages and "self_training" in stages and "train_final" in stages
+    # A second run finds every stage cached and rewrites the same table.
+    before = (out / "ablation.csv").read_text()
+    res = runner.invoke(main, ["demo", "--preset", "tiny", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert (out / "ablation.csv").read_text() == before
+
+
+def test_demo_rejects_unknown_preset():
+    res = CliRunner().invoke(main, ["demo", "--preset", "quik"])
+    assert res.exit_code == 2
+    assert "Did you mean 'quick'" in res.output
+
+
+def test_demo_prints_config():
+    res = CliRunner().invoke(main, ["demo", "--preset", "tiny", "--print-config"])
+    assert res.exit_code == 0
+    assert "pseudolabel:" in res.output and "rounds: 2" in res.output

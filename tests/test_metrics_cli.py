@@ -165,3 +165,20 @@ def test_empty_reference_folder_is_an_error(tmp_path):
                "--out", str(tmp_path / "out")],
     )  # fmt: skip
     assert result.exit_code != 0 and "found none" in result.output
+
+
+def test_partial_label_map_scores_only_its_organs(tmp_path):
+    flare = organ_phantom((24, 48, 48), (250 / 24, 410 / 48, 410 / 48), seed=4)
+    chaos = np.zeros_like(flare)  # CHAOS MR: 1 liver, 2 right kidney, 3 left kidney, 4 spleen
+    for organ, value in ((1, 1), (2, 2), (13, 3), (3, 4)):
+        chaos[flare == organ] = value
+    write_volume(Volume(chaos, SPACING), tmp_path / "ref" / "c.nii.gz", is_label=True)
+    write_volume(Volume(flare, SPACING), tmp_path / "pred" / "c.nii.gz", is_label=True)
+    result = run(
+        "--pred", tmp_path / "pred", "--ref", tmp_path / "ref", "--out", tmp_path / "out",
+        "--label-map", "chaos", "--pred-label-map", "flare", "--no-plot",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = read_rows(tmp_path / "out" / "metrics.csv")
+    assert [r["organ"] for r in rows] == ["liver", "right_kidney", "spleen", "left_kidney"]
+    assert all(float(r["dsc"]) == 1.0 for r in rows)

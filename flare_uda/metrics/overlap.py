@@ -15,6 +15,18 @@ def dice_from_counts(
     return 2.0 * int(intersection) / total if total > 0 else float(empty_score)
 
 
+def mask_pair(pred_mask: np.ndarray, ref_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks as bool arrays (z, y, x) of one shape, or ``ValueError``."""
+    pred, ref = np.asarray(pred_mask), np.asarray(ref_mask)
+    require_ndim(pred, 3, "pred_mask")
+    require_ndim(ref, 3, "ref_mask")
+    if pred.shape != ref.shape:
+        raise ValueError(
+            f"pred_mask and ref_mask must have the same shape, got {pred.shape} and {ref.shape}"
+        )
+    return pred.astype(bool, copy=False), ref.astype(bool, copy=False)
+
+
 def dice(pred_mask: np.ndarray, ref_mask: np.ndarray, empty_score: float = 1.0) -> float:
     """Dice similarity coefficient of two binary masks.
 
@@ -30,14 +42,7 @@ def dice(pred_mask: np.ndarray, ref_mask: np.ndarray, empty_score: float = 1.0) 
     float
         ``2 |P & R| / (|P| + |R|)``.
     """
-    pred, ref = np.asarray(pred_mask), np.asarray(ref_mask)
-    require_ndim(pred, 3, "pred_mask")
-    require_ndim(ref, 3, "ref_mask")
-    if pred.shape != ref.shape:
-        raise ValueError(
-            f"pred_mask and ref_mask must have the same shape, got {pred.shape} and {ref.shape}"
-        )
-    pred, ref = pred.astype(bool, copy=False), ref.astype(bool, copy=False)
+    pred, ref = mask_pair(pred_mask, ref_mask)
     return dice_from_counts(
         np.count_nonzero(pred & ref), np.count_nonzero(pred), np.count_nonzero(ref), empty_score
     )

@@ -32,8 +32,9 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from flare_uda._validation import as_triplet, require_choice, require_ndim
+from flare_uda._validation import as_triplet, require_choice
 from flare_uda.metrics._surfel_normals import neighbour_code_normals
+from flare_uda.metrics.overlap import mask_pair
 
 Box = tuple[slice, slice, slice]
 SEARCHES = ("auto", "kdtree", "offsets")
@@ -267,7 +268,7 @@ def surface_dice(
     float
         Surfel area within tolerance (both directions) over total surfel area.
     """
-    pred, ref = _check_pair(pred_mask, ref_mask)
+    pred, ref = mask_pair(pred_mask, ref_mask)
     spacing = as_triplet(spacing, "spacing", positive=True)
     if not np.isfinite(tolerance_mm) or tolerance_mm < 0:
         raise ValueError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm}")
@@ -276,14 +277,3 @@ def surface_dice(
         return float(empty_score)
     within, total = surface_overlap(pred[box], ref[box], spacing, tolerance_mm, search)
     return within / total if total > 0 else float(empty_score)
-
-
-def _check_pair(pred_mask: np.ndarray, ref_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred, ref = np.asarray(pred_mask), np.asarray(ref_mask)
-    require_ndim(pred, 3, "pred_mask")
-    require_ndim(ref, 3, "ref_mask")
-    if pred.shape != ref.shape:
-        raise ValueError(
-            f"pred_mask and ref_mask must have the same shape, got {pred.shape} and {ref.shape}"
-        )
-    return pred.astype(bool, copy=False), ref.astype(bool, copy=False)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -80,9 +82,10 @@ def main() -> None:
 
     models, timings, fakes = {}, {}, {}
     for method in ("cyclegan", "asit"):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         models[method] = get_translator(method, config=config).fit(ct, mr)
-        timings[f"{method} fit ({config.iterations} it)"] = time.perf_counter() - t0
+        timings[f"{method} fit ({config.iterations} it), wall"] = time.perf_counter() - t0
+        timings[f"{method} fit ({config.iterations} it), CPU"] = time.process_time() - c0
         t0 = time.perf_counter()
         fakes[method] = [models[method].to_target(c.image).array for c in ct]
         timings[f"{method} to_target per CT"] = (time.perf_counter() - t0) / len(ct)
@@ -103,7 +106,9 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |")
     for name, seconds in timings.items():
         print(f"{name}: {seconds:.1f} s")
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"torch threads: {torch.get_num_threads()}, load average: {os.getloadavg()}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    print(f"git HEAD: {commit.stdout.strip()}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "translation_measure.json").write_text(

@@ -224,3 +224,15 @@ def test_load_errors(pair, tmp_path):
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="networks.pt is missing"):
         Translator.load(saved)
+
+
+def test_to_space_is_what_the_networks_see(pair):
+    from flare_uda.data.anatomy import to_anatomy_space
+
+    ct, mr = pair
+    image = mr[0].image
+    assert _make("identity").to_space(image) is image
+    scaled = _make("cyclegan").to_space(image)
+    assert scaled.same_geometry(image) and scaled.array.min() == -1.0 and scaled.array.max() == 1.0
+    anatomy = _make("asit").to_space(image)
+    np.testing.assert_allclose(anatomy.array, to_anatomy_space(image).array, atol=1e-6)

@@ -158,11 +158,11 @@ PRESETS: dict[str, CycleGANConfig] = {
         width=8,
         n_blocks=2,
         disc_layers=2,
-        iterations=300,
+        iterations=600,
         decay_fraction=0.5,
-        batch_size=4,
+        batch_size=2,
         crop_size=(48, 48),
-        checkpoint_every=100,
+        checkpoint_every=200,
     ),
     # GPU: the reference CycleGAN (ngf = ndf = 64, 9 blocks, 70x70 PatchGAN) on 256^2 slices.
     "paper": CycleGANConfig(

@@ -78,7 +78,7 @@ PHANTOM_PRESETS: dict[str, PhantomConfig] = {
             mr_inplane=(3.4, 3.8),
             t1_slice=(6.0, 7.0),
             t2_slice=(7.0, 8.0),
-            supersample=(3, 2, 2),
+            supersample=(2, 2, 2),
         ),
         PhantomConfig(
             "paper",

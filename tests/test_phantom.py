@@ -16,6 +16,7 @@ from flare_uda.data.phantom import (
     generate_cohort,
     get_preset,
     preview_figure,
+    write_cohort,
 )
 from flare_uda.data.phantom.intensity import T, intensity_table
 from flare_uda.data.phantom.render import keep_largest_components, separable_field
@@ -208,22 +209,34 @@ def test_cli_tiny_cohort(tmp_path):
     assert all(m["modality"] == "MR" for m in manifest.values())
     assert json.loads((tmp_path / "a/ct/dataset.json").read_text())["numTraining"] == 2
     assert (tmp_path / "a/preview.png").stat().st_size > 10_000
-    res = runner.invoke(main, [*args, "--out", str(tmp_path / "b"), "--workers", "1"])
+    subs = ("ct/imagesTr", "ct/labelsTr", "mr/imagesTr", "mr/labelsTr")
+    first = {
+        (sub, p.name): read_volume(p) for sub in subs for p in (tmp_path / "a" / sub).iterdir()
+    }
+    # same seed again, serially, over the first run: identical arrays and geometry
+    res = runner.invoke(
+        main, [*args, "--out", str(tmp_path / "a"), "--workers", "1", "--overwrite"]
+    )
     assert res.exit_code == 0, res.output
-    for sub in ("ct/imagesTr", "ct/labelsTr", "mr/imagesTr", "mr/labelsTr"):
-        files = sorted(p.name for p in (tmp_path / "a" / sub).iterdir())
-        assert files == sorted(p.name for p in (tmp_path / "b" / sub).iterdir())
-        for name in files:
-            va, vb = (
-                read_volume(tmp_path / "a" / sub / name),
-                read_volume(tmp_path / "b" / sub / name),
-            )
-            np.testing.assert_array_equal(va.array, vb.array)
-            assert va.same_geometry(vb)
+    again = {
+        (sub, p.name): read_volume(p) for sub in subs for p in (tmp_path / "a" / sub).iterdir()
+    }
+    assert sorted(again) == sorted(first) and len(first) == 8
+    for key, vol in first.items():
+        np.testing.assert_array_equal(vol.array, again[key].array)
+        assert vol.same_geometry(again[key])
     res = runner.invoke(main, [*args, "--out", str(tmp_path / "a")])
     assert res.exit_code != 0 and "not empty" in res.output
     res = runner.invoke(main, [*args, "--out", str(tmp_path / "c"), "--preset", "quik"])
     assert res.exit_code != 0 and "Did you mean 'quick'" in res.output
+
+
+def test_write_cohort_refuses_existing_datasets(tmp_path):
+    (tmp_path / "ct").mkdir()
+    with pytest.raises(ValueError, match="expected no existing dataset folders"):
+        write_cohort(tmp_path, "tiny", 1, 1)
+    with pytest.raises(ValueError, match="needs n_ct >= 1 and n_mr >= 1"):
+        write_cohort(tmp_path / "x", "tiny", 1, 0)
 
 
 def test_preview_errors(ct, t1, tmp_path):

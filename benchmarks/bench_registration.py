@@ -148,9 +148,9 @@ def real_pairs() -> list[tuple[str, Volume, Volume, Volume, Volume]]:
     keep = np.isin(ts[1].array, (1, 2, 3, 13))
     ts = (ts[0], ts[1].with_array(np.where(keep, ts[1].array, 0).astype(np.uint8)))
     out = [
-        ("real chaos2->chaos1", *chaos(2), *chaos(1)),
-        ("real chaos5->chaos3", *chaos(5), *chaos(3)),
-        ("real totalseg->chaos8", *ts, *chaos(8)),
+        ("real (chaos2->chaos1)", *chaos(2), *chaos(1)),
+        ("real (chaos5->chaos3)", *chaos(5), *chaos(3)),
+        ("real (totalseg->chaos8)", *ts, *chaos(8)),
     ]
     return out
 

@@ -14,6 +14,7 @@ from flare_uda.registration import (
     resample_affine,
 )
 from flare_uda.registration.affine import from_sitk_transform, to_sitk_transform
+from flare_uda.registration.base import balanced_weights
 from flare_uda.registration.features import label_channels
 from flare_uda.volume import Volume
 
@@ -141,6 +142,16 @@ def test_label_channels_blur_and_sdt(pair):
     inside = flab.array == 1
     assert sdt[0][inside].mean() > 0.5 > sdt[0][~inside].mean()
     assert 0 <= blur.min() and blur.max() <= 1
+
+
+def test_balanced_channel_weights():
+    lab = np.zeros((1, 10, 20), np.uint8)
+    lab[0, :5] = 1  # 100 voxels
+    lab[0, 5:, :5] = 2  # 25 voxels
+    w = balanced_weights(lab, (1, 2, 7))  # mean 62.5; absent organ 7 gets the mean
+    np.testing.assert_allclose(w, [np.sqrt(0.625), np.sqrt(2.5), 1.0], rtol=1e-6)
+    # weighted squared channel sums are then equal for the present organs
+    np.testing.assert_allclose(w[0] ** 2 * 100, w[1] ** 2 * 25, rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRARS.names()))

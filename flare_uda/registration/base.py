@@ -69,15 +69,22 @@ class RegistrarConfig:
         Smoothing (mm) of the label channels.
     encoding : {"blur", "sdt"}
         Label channel encoding.
+    channel_weights : {"balanced", "equal"}
+        ``"balanced"``: label channel ``c`` of both volumes is scaled by
+        ``sqrt(mean_v / v_c)``, ``v_c`` the organ's voxel count in the FIXED
+        label, so every organ weighs alike in the L2 term (as in a mean Dice)
+        instead of the liver dominating. ``"equal"``: unscaled.
     """
 
     features: str = "image"
     organs: tuple[int, ...] = tuple(range(1, 14))
     sigma_mm: float = 3.0
     encoding: str = "blur"
+    channel_weights: str = "balanced"
 
     def __post_init__(self) -> None:
         require_choice(self.features, FEATURES, "features")
+        require_choice(self.channel_weights, ("balanced", "equal"), "channel_weights")
         require_choice(self.encoding, LABEL_ENCODINGS, "encoding")
         organs = tuple(int(o) for o in self.organs)
         if not organs or min(organs) < 1:
@@ -85,6 +92,18 @@ class RegistrarConfig:
         object.__setattr__(self, "organs", organs)
         if self.sigma_mm <= 0:
             raise ValueError(f"sigma_mm must be > 0, got {self.sigma_mm}")
+
+
+def balanced_weights(label: np.ndarray, organs: tuple[int, ...]) -> np.ndarray:
+    """``sqrt(mean_v / v_c)`` per organ from voxel counts ``v_c`` (absent organs: the mean)."""
+    counts = np.bincount(label.ravel().astype(np.int64), minlength=max(organs) + 1)
+    v = counts[list(organs)].astype(float)
+    present = v > 0
+    if not present.any():
+        return np.ones(len(organs), np.float32)
+    mean = v[present].mean()
+    v[~present] = mean
+    return np.sqrt(mean / v).astype(np.float32)
 
 
 class Registrar(ABC):
@@ -113,6 +132,9 @@ class Registrar(ABC):
                 f"expected non-empty {cfg.features} in both volumes, got an all-zero "
                 f"{'fixed' if feats[1].max(initial=0) <= 0 else 'moving'} volume"
             )
+        if cfg.features == "labels" and cfg.channel_weights == "balanced":
+            weights = balanced_weights(fixed.array, cfg.organs)[:, None, None, None]
+            feats = [f * weights for f in feats]
         self.matrix_ = require_affine(self.estimate(feats[0], moving, feats[1], fixed), "estimate")
         self.fixed_ = fixed.with_array(np.zeros(fixed.shape, np.uint8))
         return self

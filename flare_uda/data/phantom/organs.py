@@ -85,15 +85,33 @@ def _hollow(
     return Structure(name, pieces, tuple(layers))
 
 
-def _kidney(j: _Jitter, side: int, center: list) -> tuple[Structure, Ellipsoid]:
+def _kidney(j: _Jitter, side: int, center: list) -> tuple[list[Structure], Ellipsoid]:
+    """Kidney: cortex, ten medullary pyramids around the sinus, hilum with renal pelvis."""
     group = "rkid" if side < 0 else "lkid"
     s = -side  # right kidney: hilum towards +X (yaw < 0), upper pole towards +X (cor < 0)
     k = j.ell(group, center, (54.0, 22.0, 27.0), yaw=-30.0 * s, cor=-15.0 * s, sag=-15.0)
-    hilum_dir = k.rot[:, 2] * s  # local X points medially for the right kidney
-    cut = Ellipsoid(tuple(np.asarray(k.center) + 21.0 * hilum_dir * 1.0), (24.0, 10.0, 13.0), k.rot)
+    c, rot, scale = np.asarray(k.center), np.asarray(k.rot), j.scale[group]
+    medial = rot[:, 2] * s  # local X points medially for the right kidney
     label = 2 if side < 0 else 13
-    layers = (Layer(T["kidney_cortex"], label), Layer(T["kidney_medulla"], label, depth=-6.0))
-    return Structure(f"kidney_{group}", (k,), layers, cuts=(cut,)), k
+    cut = Ellipsoid(tuple(c + 21.0 * medial), (24.0, 10.0, 13.0), k.rot)
+    kidney = Structure(f"kidney_{group}", (k,), (Layer(T["kidney_cortex"], label),), cuts=(cut,))
+    pyramids = []
+    for t in (-0.62, -0.31, 0.0, 0.31, 0.62):
+        for ap in (-1.0, 1.0):
+            local = np.array([t * 50.0, ap * 8.0, -3.0 * s]) * scale
+            tilt = rotation(yaw=-ap * 35.0 * s, tilt_cor=-t * 40.0)  # apex towards the sinus
+            pyramids.append(Ellipsoid(tuple(c + rot @ local), (9.0, 6.5, 9.0), rot @ tilt))
+    medulla = Structure(
+        f"medulla_{group}",
+        tuple(pyramids),
+        (Layer(T["kidney_medulla"], None, only_labels=(label,)),),
+    )
+    pelvis = Structure(
+        f"pelvis_{group}",
+        (Ellipsoid(tuple(c + 17.0 * medial), (14.0, 5.0, 8.0), k.rot),),
+        (Layer(T["fluid"], 0, only_labels=(0,), only_tissues=(T["fat"],)),),
+    )
+    return [kidney, medulla, pelvis], k
 
 
 def _adrenal(j: _Jitter, group: str, center: list, label: int, spread: float) -> Structure:
@@ -143,7 +161,7 @@ def organ_structures(
     spleen_cut = Ellipsoid(tuple(np.asarray(spleen.center) - 36.0 * spleen.rot[:, 2]),
                            (48.0, 38.0, 18.0), spleen.rot)  # fmt: skip
     lk_grow = Ellipsoid(lk_ell.center, tuple(np.asarray(lk_ell.semi) + 4.0), lk_ell.rot)
-    out += [rk, lk]
+    out += rk + lk
 
     # veins inside the liver (liver label kept) and the portal system outside it (label 0)
     hv_top = [85, 14, -22]

@@ -207,8 +207,9 @@ def _near(
 ) -> np.ndarray:
     """Which ``points`` (n, 3) have a True voxel of ``other`` within ``tolerance_mm``."""
     offsets = ball_offsets(spacing, float(tolerance_mm))
-    # the offset look-up is the faster one on the FLARE tolerances and spacings we measured
-    # (benchmarks/bench_metrics.py); very fine grids give thousands of offsets: KD-tree then
+    # the offset look-up was the faster one on the FLARE tolerances and spacings measured
+    # (benchmarks/bench_metrics.py); very fine grids give thousands of offsets, each a
+    # numpy step: the KD-tree then (MAX_OFFSETS is a guard, not a measured crossover)
     if search == "kdtree" or (search == "auto" and len(offsets) > MAX_OFFSETS):
         scale = np.asarray(spacing)
         tree = cKDTree(np.argwhere(other) * scale)

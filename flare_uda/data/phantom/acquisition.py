@@ -54,6 +54,8 @@ def sample_acquisition(
         phase = None
     dxy = rng.uniform(*inplane)
     spacing = np.array([rng.uniform(*slab), dxy, dxy])
+    if modality == "CT" and cfg.ct_cover is not None:
+        shape = (max(1, round(rng.uniform(*cfg.ct_cover) / spacing[0])), *shape[1:])
     start = centre - (np.asarray(shape) - 1) / 2 * spacing
     return Acquisition(
         modality,

@@ -34,6 +34,10 @@ class PhantomConfig:
         Range of the slice spacing (z) drawn per case.
     supersample : tuple of 3 int
         Fine grid factor per axis (partial volume).
+    ct_cover : (low, high) or None
+        If given, the CT z-coverage (mm) drawn per case; the number of slices
+        then follows from the slice spacing (``ct_shape[0]`` is ignored), as
+        in clinical series of varying slice thickness.
     """
 
     name: str
@@ -45,6 +49,7 @@ class PhantomConfig:
     t1_slice: Range
     t2_slice: Range
     supersample: tuple[int, int, int] = (3, 2, 2)
+    ct_cover: Range | None = None
 
     def __post_init__(self) -> None:
         for what in ("ct_shape", "mr_shape", "supersample"):
@@ -53,6 +58,8 @@ class PhantomConfig:
                 raise ValueError(f"{what} must be 3 positive integers (z, y, x), got {value}")
         for what in ("ct_inplane", "ct_slice", "mr_inplane", "t1_slice", "t2_slice"):
             _check_range(getattr(self, what), what)
+        if self.ct_cover is not None:
+            _check_range(self.ct_cover, "ct_cover")
 
 
 PHANTOM_PRESETS: dict[str, PhantomConfig] = {
@@ -84,12 +91,13 @@ PHANTOM_PRESETS: dict[str, PhantomConfig] = {
             "paper",
             ct_shape=(100, 400, 400),
             ct_inplane=(0.75, 0.9),
-            ct_slice=(2.5, 3.0),
+            ct_slice=(2.5, 5.0),
             mr_shape=(40, 320, 320),
             mr_inplane=(1.2, 1.5),
             t1_slice=(5.5, 6.5),
             t2_slice=(6.5, 7.5),
             supersample=(2, 1, 1),
+            ct_cover=(250.0, 300.0),
         ),
     )
 }

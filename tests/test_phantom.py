@@ -271,3 +271,29 @@ def test_block_mode_plurality_ties_to_smaller_label():
     assert got.shape == (1, 1, 2) and got[0, 0, 1] == 4 and got[0, 0, 0] == 0
     fine[0, 1, 1] = 5  # now 5 x4 wins
     assert _block_mode(fine, (2, 2, 2))[0, 0, 0] == 5
+
+
+def test_paper_ct_slices_follow_coverage():
+    from flare_uda.data.phantom.acquisition import sample_acquisition
+
+    cfg = get_preset("paper")
+    for seed in range(5):
+        acq = sample_acquisition(cfg, "CT", None, np.random.default_rng(seed))
+        assert acq.shape[1:] == (400, 400)
+        assert cfg.ct_slice[0] <= acq.spacing[0] <= cfg.ct_slice[1]
+        cover = acq.shape[0] * acq.spacing[0]
+        assert cfg.ct_cover[0] - acq.spacing[0] <= cover <= cfg.ct_cover[1] + acq.spacing[0]
+
+
+def test_config_validation():
+    from dataclasses import replace
+
+    tiny = get_preset("tiny")
+    with pytest.raises(ValueError, match="ct_slice must be \\(low, high\\)"):
+        replace(tiny, ct_slice=(3.0, 2.0))
+    with pytest.raises(ValueError, match="supersample must be 3 positive integers"):
+        replace(tiny, supersample=(2, 0, 2))
+    with pytest.raises(ValueError, match="ct_cover must be"):
+        replace(tiny, ct_cover=(0.0, 10.0))
+    with pytest.raises(TypeError, match="preset must be a str"):
+        get_preset(3)

@@ -62,16 +62,39 @@ class Dome:
 
     def height(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         """Dome height: peaks at X = +-65 mm, lower centrally and much lower at the back."""
-        top = np.where(x < 0, np.float32(self.right), np.float32(self.left))
+        right = 1.0 / (1.0 + np.exp(np.clip(x / 25.0, -30.0, 30.0)))  # smooth step at X = 0
+        top = self.left + (self.right - self.left) * right
         back = np.maximum(y + 10.0, 0.0) / 100.0
         front = np.maximum(-y - 40.0, 0.0) / 60.0
-        return top - 55.0 * ((np.abs(x) - 65.0) / 85.0) ** 2 - 75.0 * back**2 - 20.0 * front**2
+        lateral = np.sqrt(x * x + 400.0)  # a smooth |x|: no crease on the mid-line
+        return top - 55.0 * ((lateral - 65.0) / 85.0) ** 2 - 75.0 * back**2 - 20.0 * front**2
 
     def bbox(self) -> tuple[np.ndarray, np.ndarray]:
         return np.array([min(self.right, self.left) - 160.0, -BIG, -BIG]), np.array([BIG] * 3)
 
     def field(self, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         return self.height(y, x) - z
+
+
+@dataclass(frozen=True, eq=False)
+class Couch:
+    """The CT table under the patient's back: a shallow shell rising towards the sides."""
+
+    y0: float  # Y (mm) of the shell's inner surface on the mid-line
+    half_width: float = 220.0
+    curvature: float = 1.0 / 2500.0  # the inner surface is Y = y0 - curvature * X^2
+    thickness: float = 6.0
+
+    def bbox(self) -> tuple[np.ndarray, np.ndarray]:
+        rise = self.curvature * self.half_width**2
+        return np.array([-BIG, self.y0 - rise, -self.half_width]), np.array(
+            [BIG, self.y0 + self.thickness, self.half_width]
+        )
+
+    def field(self, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        centre = self.y0 - self.curvature * x**2 + self.thickness / 2
+        d = np.abs(y - centre) - self.thickness / 2
+        return np.maximum(d, np.abs(x) - self.half_width)
 
 
 def ribs(
@@ -140,6 +163,11 @@ class BodyShape:
         psoas_l = tuple(psoas)
         psoas_r = tuple(Capsule(c.a * [1, 1, -1], c.b * [1, 1, -1], c.ra, c.rb) for c in psoas)
         return [
+            Structure(
+                "couch",
+                (Couch(self.outline.b_post + 3.0),),
+                (Layer(T["couch"], 0, only_tissues=(T["air"],)),),
+            ),
             Structure("body", (self.outline,), (Layer(T["fat"], 0),)),
             Structure("muscle_wall", (self.muscle_outline,), (Layer(T["muscle"], 0),)),
             Structure("cavity", (self.cavity,), (Layer(T["fat"], 0),)),

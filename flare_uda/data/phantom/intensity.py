@@ -19,6 +19,7 @@ import numpy as np
 
 TISSUES: tuple[str, ...] = (
     "air",
+    "couch",
     "fat",
     "muscle",
     "diaphragm",
@@ -55,6 +56,7 @@ MR_SEQUENCES = ("T1", "T2")
 # tissue: (CT non-contrast, CT arterial, CT venous HU, MR T1, MR T2 relative signal)
 _TABLE: dict[str, tuple[float, float, float, float, float]] = {
     "air": (-1000, -1000, -1000, 0.00, 0.00),
+    "couch": (200, 200, 200, 0.00, 0.00),
     "fat": (-100, -100, -100, 0.95, 0.70),
     "muscle": (50, 55, 60, 0.32, 0.16),
     "diaphragm": (50, 55, 60, 0.32, 0.16),
@@ -83,7 +85,16 @@ _TABLE: dict[str, tuple[float, float, float, float, float]] = {
 }
 
 # relative texture amplitude per tissue (fraction of the local contrast scale)
-_TEXTURE = {"liver": 0.5, "spleen": 0.6, "pancreas": 1.0, "bowel": 1.5, "stool": 3.0, "lung": 2.0}
+_TEXTURE = {
+    "air": 0.0,
+    "couch": 0.0,
+    "liver": 0.5,
+    "spleen": 0.6,
+    "pancreas": 1.0,
+    "bowel": 1.5,
+    "stool": 3.0,
+    "lung": 2.0,
+}
 
 
 def intensity_table(modality: str, phase_or_sequence: str) -> np.ndarray:

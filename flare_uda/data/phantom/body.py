@@ -134,6 +134,7 @@ class BodyShape:
     wall: float  # muscle wall thickness (mm)
     dome: Dome
     spine_y: float
+    arms: bool = False  # arms down beside the body (common in MR, rare in CT)
 
     @property
     def muscle_outline(self) -> Outline:
@@ -201,6 +202,32 @@ class BodyShape:
             ),
         ]
 
+    def arm_structures(self) -> list[Structure]:
+        """Upper arms beside the body (fat, muscle, humerus), only where there is air."""
+        if not self.arms:
+            return []
+        x = self.outline.a + 12.0 + 40.0
+        limbs = tuple(EllipticCylinder((-10.0, s * x), (42.0, 40.0)) for s in (-1.0, 1.0))
+        bones = tuple(EllipticCylinder((-10.0, s * x), (11.0, 11.0)) for s in (-1.0, 1.0))
+        return [
+            Structure(
+                "arms",
+                limbs,
+                (
+                    Layer(T["fat"], 0, only_tissues=(T["air"],)),
+                    Layer(T["muscle"], 0, depth=-9.0, only_tissues=(T["fat"],)),
+                ),
+            ),
+            Structure(
+                "humerus",
+                bones,
+                (
+                    Layer(T["bone"], 0, only_tissues=(T["muscle"],)),
+                    Layer(T["marrow"], 0, depth=-3.0, only_tissues=(T["bone"],)),
+                ),
+            ),
+        ]
+
     def thorax(self) -> list[Structure]:
         """Diaphragm, lungs and heart above the dome; painted after the organs to clip them.
 
@@ -231,8 +258,8 @@ class BodyShape:
         ]
 
 
-def sample_body(rng: np.random.Generator) -> BodyShape:
-    """Draw one subject's body: cavity jitter, wall and fat thickness, diaphragm height."""
+def sample_body(rng: np.random.Generator, arms_probability: float = 0.0) -> BodyShape:
+    """Draw one subject's body: cavity jitter, wall and fat, diaphragm height, arm position."""
     cavity = Outline(
         122.0 * rng.uniform(0.97, 1.03),
         80.0 * rng.uniform(0.95, 1.05),
@@ -245,4 +272,5 @@ def sample_body(rng: np.random.Generator) -> BodyShape:
         wall=float(rng.uniform(8.0, 13.0)),
         dome=Dome(112.0 + rng.normal(0, 6), 104.0 + rng.normal(0, 6)),
         spine_y=38.0,
+        arms=bool(rng.random() < arms_probability),
     )

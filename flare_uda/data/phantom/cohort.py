@@ -32,6 +32,8 @@ from flare_uda.executor import Executor, get_executor
 from flare_uda.volume import Case, Volume
 
 _MODALITY_CODE = {"CT": 0, "MR": 1}
+ARMS_DOWN = {"CT": 0.1, "MR": 0.6}
+"""Probability that a subject lies with the arms beside the body (in the field of view)."""
 
 
 def _check_request(modality: str, sequence: str | None, seed: int) -> None:
@@ -85,12 +87,13 @@ def generate_case(
     seq_index = 0 if sequence is None else 1 + MR_SEQUENCES.index(sequence)
     scan = np.random.default_rng(np.random.SeedSequence([int(seed), code, 1, seq_index]))
     lesion_rng = np.random.default_rng(np.random.SeedSequence([int(seed), code, 2]))
-    body = sample_body(subject)
+    body = sample_body(subject, arms_probability=ARMS_DOWN[modality])
     warp = Warp.random(subject)
     structures = (
         body.structures()
         + organ_structures(body, subject, lesion_rng=lesion_rng if lesion else None)
         + body.thorax()
+        + body.arm_structures()
         + bowel_structures(subject)
     )
     acq = sample_acquisition(cfg, modality, sequence, scan)

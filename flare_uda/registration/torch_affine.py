@@ -85,7 +85,7 @@ def register_batch(
     fixed_affine: np.ndarray,
     *,
     shrink_factors: tuple[int, ...] = (4, 2, 1),
-    iterations: tuple[int, ...] = (20, 10, 5),
+    iterations: tuple[int, ...] = (40, 20, 10),
     lr: float = 0.02,
     init: str = "com",
     device: str | torch.device = "cpu",
@@ -230,7 +230,7 @@ class TorchAffineConfig(RegistrarConfig):
     """Options of :class:`TorchAffineRegistrar`; see :func:`register_batch`."""
 
     shrink_factors: tuple[int, ...] = (4, 2, 1)
-    iterations: tuple[int, ...] = (20, 10, 5)
+    iterations: tuple[int, ...] = (40, 20, 10)
     lr: float = 0.02
     init: str = "com"
     device: str = "cpu"

@@ -14,8 +14,14 @@ Modules: ``shapes`` (primitives), ``body`` (outline, wall, spine, ribs, lungs),
 (grids, noise, bias field), ``cohort`` and ``preview``.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 from flare_uda.data.phantom.cohort import generate_case, generate_cohort, write_cohort
 from flare_uda.data.phantom.config import PHANTOM_PRESETS, PhantomConfig, get_preset
+from flare_uda.volume import Case
 
 __all__ = [
     "PHANTOM_PRESETS",
@@ -28,7 +34,12 @@ __all__ = [
 ]
 
 
-def preview_figure(ct_case, t1_case, t2_case, path):  # noqa: D103 - documented in preview
+def preview_figure(ct_case: Case, t1_case: Case, t2_case: Case, path: str | os.PathLike) -> Path:
+    """CT, T1 and T2 axial and coronal slices with label overlays as one PNG.
+
+    See :func:`flare_uda.data.phantom.preview.preview_figure` (imported lazily,
+    so that generating cases never imports matplotlib).
+    """
     from flare_uda.data.phantom.preview import preview_figure as _impl
 
     return _impl(ct_case, t1_case, t2_case, path)

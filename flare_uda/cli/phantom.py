@@ -21,7 +21,10 @@ from flare_uda.data.phantom.config import PHANTOM_PRESETS
     "--n-mri", default=8, show_default=True, type=click.IntRange(min=1),
     help="MR cases, split across T1 and T2.",
 )  # fmt: skip
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--seed", default=0, show_default=True, type=click.IntRange(min=0),
+    help="Cohort seed; every case derives its own (CT and MR subjects differ).",
+)  # fmt: skip
 @click.option(
     "--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
     help="Output folder; receives ct/ and mr/ (and preview.png with --preview).",

@@ -251,10 +251,18 @@ def test_preview_errors(ct, t1, tmp_path):
 def test_keep_largest_components():
     lab = np.zeros((5, 6, 6), dtype=np.uint8)
     lab[1:3, 1:4, 1:4] = 3
-    lab[4, 5, 5] = 3  # a sliver, not touching the main piece
+    lab[4, 5, 5] = 3  # not touching the main piece, but in a corner of the volume
     lab[0, 0, 0] = 7
     out = keep_largest_components(lab)
-    assert out[4, 5, 5] == 0 and (out[1:3, 1:4, 1:4] == 3).all() and out[0, 0, 0] == 7
+    assert out[4, 5, 5] == 3  # a piece on the border (the field of view cut the organ) stays
+    assert (out[1:3, 1:4, 1:4] == 3).all() and out[0, 0, 0] == 7
+    lab2 = np.zeros((8, 8, 8), dtype=np.uint8)
+    lab2[1:4, 1:4, 1:4] = 5
+    lab2[4, 4, 4] = 5  # diagonal neighbour: same piece (26-connectivity)
+    lab2[2, 1, 7] = 5  # not touching the main piece, on the x border: kept
+    lab2[6, 6, 6] = 5  # interior sliver: removed
+    out2 = keep_largest_components(lab2)
+    assert out2[4, 4, 4] == 5 and out2[2, 1, 7] == 5 and out2[6, 6, 6] == 0
 
 
 def test_one_piece_per_organ(ct):

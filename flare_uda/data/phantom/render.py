@@ -168,10 +168,13 @@ def _block_mode(labels: np.ndarray, f: tuple[int, int, int]) -> np.ndarray:
 
 
 def keep_largest_components(labels: np.ndarray) -> np.ndarray:
-    """Set to background every piece of an organ except its largest connected one.
+    """Set to background the stray pieces of each organ: keep its largest connected piece
+    and any piece that touches the border of the volume.
 
     Cut-outs and the crescent of the spleen can leave slivers of a few voxels
-    after downsampling; a real annotation has one connected piece per organ.
+    after downsampling; a real annotation has one piece per organ, except where
+    the field of view cuts an organ (a duodenal C-loop whose bottom lies below
+    the last slice shows as two pieces), which is why border pieces stay.
 
     Parameters
     ----------
@@ -188,10 +191,19 @@ def keep_largest_components(labels: np.ndarray) -> np.ndarray:
         if box is None:
             continue
         comp, n = ndimage.label(labels[box] == label, structure=full)
-        if n > 1:
-            sizes = np.bincount(comp.ravel())
-            sizes[0] = 0
-            out[box][(comp > 0) & (comp != sizes.argmax())] = 0
+        if n < 2:
+            continue
+        keep = np.zeros(n + 1, dtype=bool)
+        sizes = np.bincount(comp.ravel())
+        sizes[0] = 0
+        keep[sizes.argmax()] = True
+        for axis, sl in enumerate(box):
+            if sl.start == 0:
+                keep[np.unique(comp.take(0, axis=axis))] = True
+            if sl.stop == labels.shape[axis]:
+                keep[np.unique(comp.take(-1, axis=axis))] = True
+        keep[0] = False
+        out[box][(comp > 0) & ~keep[comp]] = 0
     return out
 
 

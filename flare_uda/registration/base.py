@@ -115,7 +115,17 @@ class Registrar(ABC):
     onto the fixed grid (labels by nearest neighbour).
     """
 
-    config: RegistrarConfig
+    config_class: type[RegistrarConfig] = RegistrarConfig
+    """The frozen dataclass holding a subclass's options."""
+
+    def __init__(self, config: RegistrarConfig | None = None, **kwargs: Any) -> None:
+        if config is not None and kwargs:
+            raise ValueError(
+                f"pass either config or keywords, got both (keywords {sorted(kwargs)})"
+            )
+        if config is not None and not isinstance(config, self.config_class):
+            raise TypeError(f"expected a {self.config_class.__name__}, got {type(config).__name__}")
+        self.config = config if config is not None else self.config_class(**kwargs)
 
     def fit(self, moving: Volume, fixed: Volume) -> Registrar:
         """Register ``moving`` onto ``fixed``; returns ``self``."""

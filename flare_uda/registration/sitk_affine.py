@@ -77,12 +77,7 @@ def _scalar_image(features: np.ndarray, volume: Volume) -> sitk.Image:
 class SitkAffineRegistrar(Registrar):
     """SimpleITK ``ImageRegistrationMethod`` affine solver (see :class:`SitkAffineConfig`)."""
 
-    def __init__(self, config: SitkAffineConfig | None = None, **kwargs) -> None:
-        if config is not None and kwargs:
-            raise ValueError(
-                f"pass either config or keywords, got both (keywords {sorted(kwargs)})"
-            )
-        self.config = config if config is not None else SitkAffineConfig(**kwargs)
+    config_class = SitkAffineConfig
 
     def estimate(
         self, moving_features: np.ndarray, moving: Volume, fixed_features: np.ndarray, fixed: Volume

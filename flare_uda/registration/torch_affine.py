@@ -257,12 +257,7 @@ class TorchAffineConfig(RegistrarConfig):
 class TorchAffineRegistrar(Registrar):
     """Gradient-descent affine solver on grids (see :func:`register_batch`)."""
 
-    def __init__(self, config: TorchAffineConfig | None = None, **kwargs) -> None:
-        if config is not None and kwargs:
-            raise ValueError(
-                f"pass either config or keywords, got both (keywords {sorted(kwargs)})"
-            )
-        self.config = config if config is not None else TorchAffineConfig(**kwargs)
+    config_class = TorchAffineConfig
 
     def estimate(
         self, moving_features: np.ndarray, moving: Volume, fixed_features: np.ndarray, fixed: Volume

@@ -49,4 +49,5 @@ def test_cli_round_trip_on_the_tiny_phantom(tmp_path):
     (fake,) = read_dataset(tmp_path / "fake")
     assert fake.image.same_geometry(real.image, atol=1e-6)
     assert np.array_equal(fake.label.array, real.label.array)
+    assert (real.modality, fake.modality, fake.case_id) == ("CT", "MR", real.case_id)
     assert 0.0 <= fake.image.array.min() and fake.image.array.max() <= 1.0

@@ -27,6 +27,19 @@ def _image_files(root: Path) -> list[Path]:
     return files
 
 
+def _write_dataset_files(root: Path, out_root: Path, modality: str) -> None:
+    """dataset.json and manifest.json of a translated dataset: same cases, new modality."""
+    from flare_uda._atomic import write_json
+    from flare_uda.data.datasets import dataset_json, read_manifest
+
+    manifest = read_manifest(root)
+    for meta in manifest.values():
+        meta.update(modality=modality, sequence=None)
+    n_train = sum(1 for m in manifest.values() if m["split"] == "train" and m["has_label"])
+    write_json(out_root / "dataset.json", dataset_json(modality, n_train))
+    write_json(out_root / "manifest.json", manifest)
+
+
 def _set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch
@@ -133,7 +146,8 @@ def fit(source, target, method, preset, out, iterations, seed, device, threads) 
     "out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Output folder (same relative names; labels of a dataset are copied).",
+    help="Output folder: same relative names; a dataset's labels are copied and its "
+    "manifest rewritten with the new modality.",
 )
 @click.option(
     "--direction",
@@ -172,4 +186,6 @@ def apply(model, inp, out, direction, threads) -> None:
     for labels in ("labelsTr", "labelsTs"):
         if (root / labels).is_dir():
             shutil.copytree(root / labels, out_root / labels, dirs_exist_ok=True)
+    if (root / "manifest.json").exists():
+        _write_dataset_files(root, out_root, "MR" if direction == "to_target" else "CT")
     click.echo(f"wrote {len(files)} translated volumes to {out}")

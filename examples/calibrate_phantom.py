@@ -57,6 +57,9 @@ def main() -> None:
     p.add_argument("--n-mr", type=int, default=8)
     p.add_argument("--iterations", type=int, default=None, help="override the preset")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--momentum", type=float, default=None, help="override the preset's SGD momentum"
+    )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -69,6 +72,8 @@ def main() -> None:
     overrides = {"seed": args.seed}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
+    if args.momentum is not None:
+        overrides["momentum"] = args.momentum
     config = get_preset("quick", **overrides)
     models = ["source", "oracle"] if args.model == "both" else [args.model]
     results = {}

@@ -154,13 +154,18 @@ def train_segmenter(
     torch.manual_seed(config.seed)
     network = build_network(config.network, topology, 1, config.num_classes)
     segmenter = NetworkSegmenter(network, plan, config.network, topology)
-    optimizer = torch.optim.SGD(
-        network.parameters(),
-        lr=config.learning_rate,
-        momentum=config.momentum,
-        nesterov=True,
-        weight_decay=config.weight_decay,
-    )
+    if config.optimizer == "adam":
+        optimizer = torch.optim.Adam(
+            network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            network.parameters(),
+            lr=config.learning_rate,
+            momentum=config.momentum,
+            nesterov=True,
+            weight_decay=config.weight_decay,
+        )
     from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 
     scheduler = PolyLRScheduler(

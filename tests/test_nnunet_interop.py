@@ -157,3 +157,32 @@ def test_model_folder_round_trip_matches_nnunet_predictor(model_folder):
     )
     full = seg.predict_logits(prep.float()[None])[0]
     torch.testing.assert_close(res.logits, full, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_cli_predict_detects_nnunet_folder(model_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from flare_uda.cli import main
+    from flare_uda.data.io import read_label, write_volume
+
+    image = _case(9).image
+    write_volume(image, tmp_path / "in" / "x_0000.nii.gz")
+    res = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            "--model",
+            str(model_folder),
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--no-skip",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    label = read_label(tmp_path / "out" / "x.nii.gz")
+    seg = NnUNetSegmenter.from_model_folder(model_folder)
+    expected = SlidingWindowInferer(SlidingWindowConfig(skip_empty=False))(image, seg)
+    np.testing.assert_array_equal(label.array, expected.array)

@@ -204,14 +204,20 @@ _SECTION_TYPES = {
 
 # CPU: Adam instead of SGD 0.99 (a few hundred SGD steps still predict background
 # everywhere on the phantom; measured, docs/results.md), few iterations.
-_QUICK_SEG = {"preset": "quick", "iterations": 150, "optimizer": "adam", "learning_rate": 0.01}
-_TINY_SEG = {"preset": "tiny", "iterations": 2, "spacing": (10.0, 7.0, 7.0),
-             "patch_size": (16, 48, 48)}
+_QUICK_SEG = {"preset": "quick", "iterations": 100, "optimizer": "adam", "learning_rate": 0.01}
+_TINY_SEG = {
+    "preset": "tiny",
+    "iterations": 2,
+    "spacing": (10.0, 7.0, 7.0),
+    "patch_size": (16, 48, 48),
+}
 
 PRESETS: dict[str, UDAConfig] = {
     # CPU, 2 cores: the whole method + ablation in about 10 minutes.
     "quick": UDAConfig(
+        data=DataConfig(preset="quick", n_ct=8, n_mr=6, n_mr_test=4),
         translation=TranslationConfig(preset="quick", iterations=300),
+        inference=InferenceConfig(step=1.0),
         segmentation=SegmentationConfig(**_QUICK_SEG),
         final_segmentation=SegmentationConfig(**_QUICK_SEG),
     ),

@@ -35,8 +35,10 @@ def phantom_data(config: UDAConfig, run_dir: Path) -> tuple[list[Case], list[Cas
             read_dataset(stage.dir / "mr"),
             read_dataset(stage.dir / "mr_test"),
         )
-    ct, mr = generate_cohort(d.preset, d.n_ct, d.n_mr, d.seed, progress=True)
-    _, test = generate_cohort(d.preset, 0, d.n_mr_test, d.seed + 10_000, progress=True)
+    ct, mr = generate_cohort(d.preset, d.n_ct, d.n_mr, d.seed, executor="process", progress=True)
+    _, test = generate_cohort(
+        d.preset, 0, d.n_mr_test, d.seed + 10_000, executor="process", progress=True
+    )
     test = [replace(c, case_id=f"test_{c.case_id}") for c in test]
     for name, cases in (("ct", ct), ("mr", mr), ("mr_test", test)):
         cached_cases(stage, lambda cases=cases: cases, name)

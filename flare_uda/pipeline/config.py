@@ -106,6 +106,7 @@ class PseudoLabelConfig:
 
     better_sequence: str = "T1"
     registrar: str = "torch"
+    mdm_features: str = "anatomy"
     quality_gate: bool = False
     rounds: int = 2
     keep_fraction: float = 0.75
@@ -115,6 +116,10 @@ class PseudoLabelConfig:
         if self.rounds < 2:
             raise ValueError(
                 f"pseudolabel.rounds must be >= 2 (eq. 7 needs K >= 2), got {self.rounds}"
+            )
+        if self.mdm_features not in ("anatomy", "labels"):
+            raise ValueError(
+                f"pseudolabel.mdm_features must be 'anatomy' or 'labels', got {self.mdm_features!r}"
             )
         if not 0.0 < self.keep_fraction <= 1.0:
             raise ValueError(

@@ -171,6 +171,9 @@ class UDAPipeline:
                 better=pcfg.better_sequence,
                 worse=worse,
                 registrar=pcfg.registrar,
+                # Sobel images (the paper registers images); pseudo-labels of a weak
+                # segmenter can be empty, which label features cannot register.
+                features=pcfg.mdm_features,
                 gate_dice=0.8 if pcfg.quality_gate else None,
             )
             results = run_mdm(cases, mdm_cfg)

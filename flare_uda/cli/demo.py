@@ -49,3 +49,5 @@ def command(
     for setting, rows in result.rows.items():
         dsc = [r.dsc for r in rows if r.dsc == r.dsc]
         click.echo(f"  {setting:14s} mean DSC {100 * sum(dsc) / max(len(dsc), 1):5.1f}")
+    for setting, why in result.notes.get("skipped", {}).items():
+        click.echo(f"  {setting:14s} not run: {why}")

@@ -67,5 +67,7 @@ def run_demo(
         f"(unlabelled), {len(test)} held-out MR test cases. Wall time of this invocation "
         f"(cached stages are not rerun): {minutes:.1f} min."
     )
+    for name, why in result.notes.get("skipped", {}).items():
+        header += f"\n\n**Setting `{name}` did not run:** {why}."
     report = write_report(out, result.rows, test, result.predictions, FINAL_SETTING, header)
     return result, report

@@ -34,6 +34,25 @@ FIXED_TRANSLATION = {"only_ct": "identity", "cyclegan": "cyclegan"}
 ``config.translation.method``, so a registered user translator can take it."""
 
 
+class NoPseudoLabels(RuntimeError):
+    """Every pseudo-label of a stage is empty: nothing to train the next stage on."""
+
+
+def usable(cases: list[Case], stage: str) -> list[Case]:
+    """Cases whose label holds foreground; raises :class:`NoPseudoLabels` if none does.
+
+    An empty pseudo-label says "no organ anywhere", which would teach a network
+    to predict background; such cases are left out of training (and counted).
+    """
+    kept = [c for c in cases if c.label is not None and c.label.array.any()]
+    if not kept:
+        raise NoPseudoLabels(
+            f"{stage}: all {len(cases)} pseudo-labels are empty (the segmenter predicts no "
+            "organ on any MR case); train the earlier stages longer"
+        )
+    return kept
+
+
 @dataclass
 class UDAResult:
     """Predictions on the test cases and their metric rows, per setting."""
@@ -135,7 +154,12 @@ class UDAPipeline:
             if setting == "asit":
                 asit = (model, m_stage, predictor)
         if wanted & {"asit_mdm", "asit_mdm_plf"}:
-            self._adapt(asit, unlabelled, mr_test, wanted, result)
+            try:
+                self._adapt(asit, unlabelled, mr_test, wanted, result)
+            except NoPseudoLabels as err:  # reported, never silent: see report.md
+                skipped = sorted(wanted & {"asit_mdm", "asit_mdm_plf"} - set(result.predictions))
+                result.notes["skipped"] = {name: str(err) for name in skipped}
+                self._log(f"skipped {skipped}: {err}")
         if "oracle" in wanted:
             labelled = [c for c in mr if c.label is not None]
             if not labelled:
@@ -189,7 +213,7 @@ class UDAPipeline:
         result.notes["mdm"] = mdm_stage.info()
         image_space = stages.Predictor(None, self.config.inference.step)
         mdm_model, mdm_model_stage = self._train(
-            "asit_mdm", mdm_cases, (mdm_stage,), self.config.segmentation
+            "asit_mdm", usable(mdm_cases, "MDM"), (mdm_stage,), self.config.segmentation
         )
         if "asit_mdm" in wanted:
             result.predictions["asit_mdm"] = self._predict(
@@ -207,7 +231,7 @@ class UDAPipeline:
             if round_index == 1:  # round 1 trains on the MDM labels: that model exists
                 return mdm_model
             st = self.cache.stage(f"train_round{round_index}", seg_cfg.to_dict(), (plf_stage,))
-            return stages.train(st, cases, seg_cfg, self.progress)
+            return stages.train(st, usable(cases, f"round {round_index}"), seg_cfg, self.progress)
 
         st_result = run_self_training(
             train_fn,
@@ -223,7 +247,7 @@ class UDAPipeline:
             "kept": st_result.kept,
         }
         write_json(self.run_dir / "self_training.json", result.notes["self_training"])
-        final_cases = stages.with_labels(mdm_cases, st_result.labels)
+        final_cases = usable(stages.with_labels(mdm_cases, st_result.labels), "PLF ensemble")
         final, f_stage = self._train(
             "final", final_cases, (plf_stage,), self.config.final_segmentation
         )

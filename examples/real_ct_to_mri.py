@@ -79,16 +79,10 @@ def main() -> int:
     ct = load_ct(root)
     mr, test = load_mr(root)
     result = UDAPipeline(config, args.out).run(ct, mr, test)
-    print(
-        write_report(
-            args.out,
-            result.rows,
-            test,
-            result.predictions,
-            "asit_mdm_plf",
-            header="Real public CT -> MRI; scored on CHAOS T2 (liver, kidneys, spleen).",
-        )
-    )
+    header = "Real public CT -> MRI; scored on CHAOS T2 (liver, kidneys, spleen)."
+    for name, why in result.notes.get("skipped", {}).items():
+        header += f"\n\n**Setting `{name}` did not run:** {why}."
+    print(write_report(args.out, result.rows, test, result.predictions, "asit_mdm_plf", header))
     return 0
 
 

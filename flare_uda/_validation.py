@@ -21,9 +21,7 @@ def require_finite(array: np.ndarray, what: str = "array") -> None:
     if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
         n_nan = int(np.isnan(arr).sum())
         n_inf = int(np.isinf(arr).sum())
-        raise ValueError(
-            f"{what} must hold finite values, got {n_nan} NaN and {n_inf} inf voxels"
-        )
+        raise ValueError(f"{what} must hold finite values, got {n_nan} NaN and {n_inf} inf voxels")
 
 
 def as_triplet(value: Sequence[float] | float, what: str, positive: bool = False) -> tuple:
@@ -34,8 +32,10 @@ def as_triplet(value: Sequence[float] | float, what: str, positive: bool = False
     ValueError
         If ``value`` does not hold three finite numbers, or (``positive``) one is <= 0.
     """
-    arr = np.broadcast_to(np.asarray(value, dtype=float), (3,)) if np.ndim(value) == 0 else (
-        np.asarray(value, dtype=float)
+    arr = (
+        np.broadcast_to(np.asarray(value, dtype=float), (3,))
+        if np.ndim(value) == 0
+        else (np.asarray(value, dtype=float))
     )
     if arr.shape != (3,):
         raise ValueError(f"{what} must have 3 values (z, y, x), got {tuple(np.ravel(value))}")

@@ -59,7 +59,9 @@ class ProcessExecutor(Executor):
             return SerialExecutor(self.progress).map(fn, items, desc)
         with ProcessPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
             it = pool.map(fn, items)
-            return list(tqdm(it, total=len(items), desc=desc, disable=not self.progress or not desc))
+            return list(
+                tqdm(it, total=len(items), desc=desc, disable=not self.progress or not desc)
+            )
 
 
 def get_executor(spec: str | Executor | None = None, **kwargs: Any) -> Executor:

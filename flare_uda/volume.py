@@ -163,14 +163,19 @@ class Case:
                 raise TypeError(f"label must be a Volume or None, got {type(self.label).__name__}")
             if not np.issubdtype(self.label.array.dtype, np.integer):
                 raise ValueError(
-                    f"label of case {self.case_id!r} must hold integers, got {self.label.array.dtype}"
+                    f"label of case {self.case_id!r} must hold integers, "
+                    f"got {self.label.array.dtype}"
                 )
-            self.image.require_same_geometry(self.label, f"image and label of case {self.case_id!r}")
+            self.image.require_same_geometry(
+                self.label, f"image and label of case {self.case_id!r}"
+            )
 
     def with_label(self, label: Volume | None, annotated: Iterable[int] | None = None) -> Case:
         """A copy with another label (and optionally another annotated set)."""
         return replace(
-            self, label=label, annotated=tuple(annotated) if annotated is not None else self.annotated
+            self,
+            label=label,
+            annotated=tuple(annotated) if annotated is not None else self.annotated,
         )
 
     def with_image(self, image: Volume) -> Case:

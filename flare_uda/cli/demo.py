@@ -12,7 +12,8 @@ import click
     "--preset",
     default="quick",
     show_default=True,
-    help="Pipeline preset: quick (CPU, ~10 min), tiny (seconds, CI), paper (GPU).",
+    help="Pipeline preset: quick (CPU, ~5 min end-to-end check), cpu (CPU, ~75 min, "
+    "1000 steps per model), tiny (seconds, CI), paper (GPU).",
 )
 @click.option(
     "--config",

@@ -60,6 +60,9 @@ def main() -> None:
     p.add_argument(
         "--momentum", type=float, default=None, help="override the preset's SGD momentum"
     )
+    p.add_argument("--optimizer", choices=["sgd", "adam"], default=None)
+    p.add_argument("--lr", type=float, default=None, help="override the learning rate")
+    p.add_argument("--normalization", default=None, help="override (e.g. zscore)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,6 +77,13 @@ def main() -> None:
         overrides["iterations"] = args.iterations
     if args.momentum is not None:
         overrides["momentum"] = args.momentum
+    for key, value in (
+        ("optimizer", args.optimizer),
+        ("learning_rate", args.lr),
+        ("normalization", args.normalization),
+    ):
+        if value is not None:
+            overrides[key] = value
     config = get_preset("quick", **overrides)
     models = ["source", "oracle"] if args.model == "both" else [args.model]
     results = {}

@@ -10,25 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_translation_model import TINY
 
 from flare_uda.executor import EXECUTORS
 from flare_uda.inference import INFERERS
 from flare_uda.pseudolabel import ENSEMBLERS, FILTERS, UncertaintyFilter
 from flare_uda.registration import MATCHERS, REGISTRARS
 from flare_uda.segmentation import NetworkSegmenter, SegmentationPlan
-from flare_uda.translation import TRANSLATORS, CycleGANConfig
+from flare_uda.translation import TRANSLATORS
 from flare_uda.volume import Case, Volume
 
-TINY_GAN = CycleGANConfig(
-    width=4,
-    n_blocks=1,
-    disc_layers=1,
-    iterations=2,
-    batch_size=2,
-    crop_size=(16, 16),
-    checkpoint_every=0,
-    pool_size=4,
-)
+TINY_GAN = TINY  # the translation tests' tiny CycleGAN, one definition
 KWARGS = {
     ("translator", "cyclegan"): {"config": TINY_GAN, "progress": False},
     ("translator", "asit"): {"config": TINY_GAN, "progress": False},

@@ -54,7 +54,7 @@ def test_validation_dsc_per_epoch_and_partial_labels():
 
 
 def test_resume_continues_from_checkpoint_and_matches_uninterrupted(tmp_path, monkeypatch):
-    import flare_uda.segmentation.trainer as trainer
+    import flare_uda.segmentation.batches as trainer  # where batches are made
 
     cases = [make_case(0), make_case(1)]
     full = train_segmenter(cases, tiny(iterations=4), tmp_path / "a", progress=False)
@@ -159,3 +159,24 @@ def test_foreground_oversampling_rule_and_padding():
     img, seg = crop_padded(image, label, np.array([0, 0, 0]), (2, 2, 2))
     assert seg[0, 0, 0, 0] == -1 and img[0, 0, 0, 0] == 0  # outside the volume
     assert seg[0, 1, 1, 1] == 0 and img[0, 1, 1, 1] == image[0, 0, 0, 0]
+
+
+def test_batch_workers_give_the_same_training_as_the_main_process(tmp_path):
+    cases = [make_case(0), make_case(1)]
+    serial = train_segmenter(cases, tiny(iterations=3), progress=False, num_workers=0)
+    pooled = train_segmenter(cases, tiny(iterations=3), progress=False, num_workers=2)
+    np.testing.assert_allclose(pooled.history_["loss"], serial.history_["loss"], rtol=1e-5)
+
+
+def test_negative_workers_and_unknown_devices_are_refused():
+    cases = [make_case(0)]
+    with pytest.raises(ValueError, match="num_workers must be an int >= 0, got -1"):
+        train_segmenter(cases, tiny(iterations=1), progress=False, num_workers=-1)
+    with pytest.raises(ValueError, match="expected a device like"):
+        train_segmenter(cases, tiny(iterations=1), progress=False, device="gpu0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
+def test_cuda_on_a_cpu_machine_is_an_error_not_a_fallback():
+    with pytest.raises(ValueError, match="torch sees no CUDA device"):
+        train_segmenter([make_case(0)], tiny(iterations=1), progress=False, device="cuda")

@@ -28,10 +28,21 @@ import click
     type=click.Path(file_okay=False),
     help="Run folder; rerunning resumes from its cached stages.",
 )
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="Where networks train and run: auto (CUDA when available), cpu, cuda.",
+)
 @click.option("--print-config", is_flag=True, help="Print the preset's YAML config and exit.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def command(
-    preset: str, config_path: str | None, out: str, print_config: bool, quiet: bool
+    preset: str,
+    config_path: str | None,
+    out: str,
+    device: str,
+    print_config: bool,
+    quiet: bool,
 ) -> None:
     """Run ASIT -> MDM -> PLF -> small net, and the paper's ablation, on the phantom."""
     from flare_uda.pipeline.config import UDAConfig, get_preset
@@ -45,7 +56,13 @@ def command(
         return
     from flare_uda.pipeline.demo import run_demo
 
-    result, report = run_demo(config, Path(out), progress=not quiet)
+    try:
+        from flare_uda._device import resolve_device
+
+        resolve_device(device)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--device") from err
+    result, report = run_demo(config, Path(out), progress=not quiet, device=device)
     click.echo(f"report: {report}")
     for setting, rows in result.rows.items():
         dsc = [r.dsc for r in rows if r.dsc == r.dsc]

@@ -131,9 +131,26 @@ def load_training_cases(
     show_default=True,
     help="Hold out the last N cases for validation DSC.",
 )
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto (CUDA when available), cpu or cuda.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(
-    images, labels, out, preset, iterations, seed, label_map, modality, head, val_cases, quiet
+    images,
+    labels,
+    out,
+    preset,
+    iterations,
+    seed,
+    label_map,
+    modality,
+    head,
+    val_cases,
+    device,
+    quiet,
 ) -> None:
     """Train a segmentation network on labelled volumes; writes a model folder."""
     from flare_uda._atomic import require_not_input
@@ -155,7 +172,7 @@ def command(
             )
         train, val = (cases[: len(cases) - val_cases], cases[len(cases) - val_cases :])
         segmenter = train_segmenter(
-            train, config, work_dir=out, val_cases=val or None, progress=not quiet
+            train, config, work_dir=out, val_cases=val or None, progress=not quiet, device=device
         )
     except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
         raise click.ClickException(str(err).strip("'\"")) from err

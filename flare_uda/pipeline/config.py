@@ -50,8 +50,13 @@ class TranslationConfig:
     preset: str = "quick"
     iterations: int | None = None
 
-    def translator(self, method: str | None = None, work_dir=None, seed: int = 0):
-        """A new (unfitted) translator of ``method`` (default: this section's)."""
+    def translator(
+        self, method: str | None = None, work_dir=None, seed: int = 0, device: str | None = None
+    ):
+        """A new (unfitted) translator of ``method`` (default: this section's).
+
+        ``device`` is where a CycleGAN trains (``None``: CUDA when available).
+        """
         from flare_uda.translation import TRANSLATORS, CycleGAN, get_preset
 
         cls = TRANSLATORS.get(method or self.method)
@@ -60,7 +65,7 @@ class TranslationConfig:
         overrides: dict = {"seed": seed}
         if self.iterations is not None:
             overrides["iterations"] = self.iterations
-        return cls(config=get_preset(self.preset, **overrides), work_dir=work_dir)
+        return cls(config=get_preset(self.preset, **overrides), work_dir=work_dir, device=device)
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,24 @@ def phantom_data(config: UDAConfig, run_dir: Path) -> tuple[list[Case], list[Cas
     return ct, mr, test
 
 
+def device_name(device: str) -> str:
+    """``"cpu (N threads)"`` or the CUDA card's name, for the report header."""
+    import torch
+
+    from flare_uda._device import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
 def run_demo(
-    config: UDAConfig, out_dir: str | os.PathLike, progress: bool = True
+    config: UDAConfig, out_dir: str | os.PathLike, progress: bool = True, device: str = "auto"
 ) -> tuple[UDAResult, Path]:
     """Generate (or reuse) the phantom cohort, run the pipeline, write the report.
+
+    ``device``: where networks train and run (:class:`UDAPipeline`).
 
     Returns
     -------
@@ -60,12 +74,12 @@ def run_demo(
     out = Path(out_dir)
     start = time.perf_counter()
     ct, mr, test = phantom_data(config, out)
-    result = UDAPipeline(config, out, progress=progress).run(ct, mr, test)
+    result = UDAPipeline(config, out, progress=progress, device=device).run(ct, mr, test)
     minutes = (time.perf_counter() - start) / 60
     header = (
         f"Phantom preset `{config.data.preset}`: {len(ct)} CT, {len(mr)} MR for adaptation "
         f"(unlabelled), {len(test)} held-out MR test cases. Wall time of this invocation "
-        f"(cached stages are not rerun): {minutes:.1f} min."
+        f"(cached stages are not rerun): {minutes:.1f} min on {device_name(device)}."
     )
     for name, why in result.notes.get("skipped", {}).items():
         header += f"\n\n**Setting `{name}` did not run:** {why}."

@@ -54,12 +54,20 @@ def translate_cases(
     return translator, fake
 
 
-def train(stage: Stage, cases: Sequence[Case], config, progress: bool = True) -> NetworkSegmenter:
-    """Train (or resume, or load) a segmenter on labelled ``cases`` in ``stage.dir``."""
+def train(
+    stage: Stage, cases: Sequence[Case], config, progress: bool = True, device="cpu"
+) -> NetworkSegmenter:
+    """Train (or resume, or load) a segmenter on labelled ``cases`` in ``stage.dir``.
+
+    ``device`` (a resolved ``torch.device`` or its name) is where it trains and
+    where the returned segmenter lives.
+    """
     model_dir = stage.dir / "model"
     if stage.done:
-        return NetworkSegmenter.load(model_dir)
-    segmenter = train_segmenter(cases, config, work_dir=stage.dir / "work", progress=progress)
+        return NetworkSegmenter.load(model_dir, device=device)
+    segmenter = train_segmenter(
+        cases, config, work_dir=stage.dir / "work", progress=progress, device=device
+    )
     segmenter.save(model_dir)
     stage.mark_done({"n_cases": len(cases), "iterations": config.iterations})
     return segmenter

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flare_uda._atomic import write_json
+from flare_uda._device import resolve_device
 from flare_uda.metrics import MetricRow, evaluate_cases
 from flare_uda.pipeline import stages
 from flare_uda.pipeline.cache import Stage, StageCache
@@ -72,11 +73,22 @@ class UDAPipeline:
         Stage caches, ``config.yaml`` and the report go here.
     progress : bool
         Progress bars per stage.
+    device : str or torch.device
+        Where networks train and run: ``"auto"`` (CUDA when available), ``"cpu"``,
+        ``"cuda"``. Not part of the config: the same YAML runs anywhere, and
+        cached stages are reused across devices.
     """
 
-    def __init__(self, config: UDAConfig, run_dir: str | os.PathLike, progress: bool = True):
+    def __init__(
+        self,
+        config: UDAConfig,
+        run_dir: str | os.PathLike,
+        progress: bool = True,
+        device: str = "auto",
+    ):
         if not isinstance(config, UDAConfig):
             raise TypeError(f"config must be a UDAConfig, got {type(config).__name__}")
+        self.device = resolve_device(device)
         self.config = config
         self.run_dir = Path(run_dir)
         self.progress = progress
@@ -91,7 +103,7 @@ class UDAPipeline:
         cfg = section.train_config(self.config.seed)
         stage = self.cache.stage(f"train_{name}", cfg.to_dict(), upstream)
         self._log(f"train {name} on {len(cases)} cases ({cfg.iterations} iterations)")
-        return stages.train(stage, cases, cfg, self.progress), stage
+        return stages.train(stage, cases, cfg, self.progress, self.device), stage
 
     def _predict(self, name, segmenter, cases, upstream, predictor) -> dict[str, Volume]:
         ids = sorted(c.case_id for c in cases)
@@ -108,7 +120,9 @@ class UDAPipeline:
             {"translation": tcfg.__dict__, "method": method, "data": self._data_key()},
         )
         self._log(f"translate CT -> MR with {method}")
-        translator = tcfg.translator(method, work_dir=stage.dir / "work", seed=self.config.seed)
+        translator = tcfg.translator(
+            method, work_dir=stage.dir / "work", seed=self.config.seed, device=str(self.device)
+        )
         translator, fake = stages.translate_cases(stage, translator, ct, mr)
         return translator, fake, stage
 
@@ -231,7 +245,8 @@ class UDAPipeline:
             if round_index == 1:  # round 1 trains on the MDM labels: that model exists
                 return mdm_model
             st = self.cache.stage(f"train_round{round_index}", seg_cfg.to_dict(), (plf_stage,))
-            return stages.train(st, usable(cases, f"round {round_index}"), seg_cfg, self.progress)
+            kept = usable(cases, f"round {round_index}")
+            return stages.train(st, kept, seg_cfg, self.progress, self.device)
 
         st_result = run_self_training(
             train_fn,

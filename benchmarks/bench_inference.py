@@ -8,14 +8,23 @@ keeps the number and layout of windows but makes each one ~1/s^3 cheaper (CPU).
 The weights come from a short CPU training on phantom MR T1 cases (cached in
 ``--work``). Every method runs in its own spawned process (peak RSS per method).
 
+With ``--device cuda`` everything (training, every method) runs on the GPU
+and each method also reports the FLARE GPU memory-time area (NVML samples
+every 0.1 s) and torch's peak allocation. ``--input-shape Z Y X`` resamples the
+phantom case (image linear, label nearest) onto that many voxels over the same
+extent, e.g. the issue's ~100x400x400.
+
 Usage::
 
     python benchmarks/bench_inference.py --scale 0.25 --iterations 120
+    python benchmarks/bench_inference.py --scale 1 --device cuda --iterations 600 \
+        --input-shape 100 400 400
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import multiprocessing as mp
 import time
@@ -45,7 +54,15 @@ def scaled_plan(scale: float, max_down: int = 4):
     raise RuntimeError(f"no valid patch near {patch}")
 
 
-def train_model(work: Path, scale: float, iterations: int, oversample: float = 0.67) -> Path:
+def train_model(
+    work: Path,
+    scale: float,
+    iterations: int,
+    oversample: float = 0.67,
+    device: str = "cpu",
+    optimizer: str = "sgd",
+    lr: float = 0.01,
+) -> Path:
     """Train (or reuse) the small net on 3 phantom MR T1 cases; returns the model folder."""
     from flare_uda.data.phantom import generate_case
     from flare_uda.segmentation.augment import AugmentConfig
@@ -53,7 +70,8 @@ def train_model(work: Path, scale: float, iterations: int, oversample: float = 0
     from flare_uda.segmentation.networks import NETWORKS
     from flare_uda.segmentation.trainer import train_segmenter
 
-    model = work / f"model_s{scale}_it{iterations}_o{oversample}"
+    tag = f"s{scale}_it{iterations}_o{oversample}" + ("" if optimizer == "sgd" else f"_{optimizer}")
+    model = work / f"model_{tag}"
     if (model / "weights.pt").is_file():
         return model
     patch, spacing, _ = scaled_plan(scale)
@@ -66,6 +84,8 @@ def train_model(work: Path, scale: float, iterations: int, oversample: float = 0
         iterations=iterations,
         batch_size=2,
         oversample_foreground=oversample,
+        optimizer=optimizer,
+        learning_rate=lr,
         val_every=iterations,
         checkpoint_every=25,
         augment=AugmentConfig(
@@ -73,7 +93,10 @@ def train_model(work: Path, scale: float, iterations: int, oversample: float = 0
         ),  # CPU time: the benchmark needs organs, not generality
     )
     seg = train_segmenter(
-        cases, config, work_dir=work / f"train_s{scale}_it{iterations}_o{oversample}"
+        cases,
+        config,
+        work_dir=work / f"train_{tag}",
+        device=device,
     )
     seg.save(model)
     return model
@@ -125,48 +148,42 @@ from inference_baselines import (  # noqa: E402  (same folder)
 )
 
 
-def run_method(name: str, model: str, image_path: str, out_path: str, threads: int) -> dict:
+def run_method(
+    name: str, model: str, image_path: str, out_path: str, threads: int, device: str = "cpu"
+) -> dict:
     """Child process: load, time one method, save labels, report time / RSS / windows."""
     import torch
 
     torch.set_num_threads(threads)
+    if device == "cuda":
+        from flare_uda.metrics.efficiency import measure
+
+        torch.backends.cudnn.benchmark = False  # same kernels for every method
     from flare_uda.data.io import read_volume
-    from flare_uda.inference import (
-        CoarseToFineConfig,
-        CoarseToFineInferer,
-        SlidingWindowConfig,
-        SlidingWindowInferer,
-    )
     from flare_uda.segmentation.network_segmenter import NetworkSegmenter
 
-    seg = NetworkSegmenter.load(model)
+    seg = NetworkSegmenter.load(model, device=device)
     seg.network.decoder.deep_supervision = False
     image = read_volume(image_path)
-    rss0 = _vm_hwm_mb()
-    n_windows = None
-    t0 = time.perf_counter()
-    if name.startswith("nnunet"):
-        predictor = nnunet_predictor(seg, mirroring=name == "nnunet_mirror")
-        props = {"spacing": list(image.spacing)}
-        labels = predictor.predict_single_npy_array(image.array[None].astype(np.float32), props)
-        shape = predictor.configuration_manager.patch_size
-        n_windows = len(
-            predictor._internal_get_sliding_window_slicers(prepared_shape(image, seg, shape))
+    if device == "cuda":  # CUDA context and kernels loaded before the clock starts, for all
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
+            seg.network(torch.zeros((2, 1, *seg.plan.patch_size), device=device))
+        torch.cuda.synchronize()
+        report = measure(lambda: _run(name, seg, image, device))
+        labels, n_windows, forward_s = report.result
+        row = {"method": name, "wall_s": forward_s if name == "floor" else report.wall_time_s}
+        row.update(
+            peak_rss_mb=report.peak_rss_mb,
+            gpu_peak_mb=report.gpu_peak_mb,
+            gpu_area_mb_s=report.gpu_memory_area_mb_s,
+            torch_max_allocated_mb=report.torch_max_allocated_mb,
+            n_windows=n_windows,
         )
-    elif name == "monai":
-        labels, n_windows = monai_labels(image, seg)
-    elif name == "floor":
-        labels, n_windows, forward_s = floor_forward(image, seg)
-    else:
-        step = float(name.split("_s")[1]) if "_s" in name else 0.5
-        fine = SlidingWindowConfig(step=step, sw_batch_size=2)
-        if name.startswith("ours_roi"):
-            source = "body" if "body" in name else "organs"
-            inferer = CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=source))
-        else:
-            inferer = SlidingWindowInferer(fine)
-        labels = inferer(image, seg).array
-        n_windows = inferer.last_stats_["n_run"] + inferer.last_stats_.get("n_coarse", 0)
+        np.save(out_path, np.asarray(labels, dtype=np.uint8))
+        return row
+    rss0 = _vm_hwm_mb()
+    t0 = time.perf_counter()
+    labels, n_windows, forward_s = _run(name, seg, image, device)
     wall = time.perf_counter() - t0
     if name == "floor":  # the network's forward passes only, no pre/postprocessing
         wall = forward_s
@@ -179,6 +196,45 @@ def run_method(name: str, model: str, image_path: str, out_path: str, threads: i
         "rss_loaded_mb": rss0,
         "n_windows": n_windows,
     }
+
+
+def _run(name: str, seg, image, device: str) -> tuple:
+    """One method on one image: ``(labels, windows run, forward seconds or None)``."""
+    import torch
+
+    from flare_uda.inference import (
+        CoarseToFineConfig,
+        CoarseToFineInferer,
+        SlidingWindowConfig,
+        SlidingWindowInferer,
+    )
+
+    forward_s = None
+    if name.startswith("nnunet"):
+        predictor = nnunet_predictor(seg, mirroring=name == "nnunet_mirror", device=device)
+        props = {"spacing": list(image.spacing)}
+        labels = predictor.predict_single_npy_array(image.array[None].astype(np.float32), props)
+        shape = predictor.configuration_manager.patch_size
+        n_windows = len(
+            predictor._internal_get_sliding_window_slicers(prepared_shape(image, seg, shape))
+        )
+    elif name == "monai":
+        labels, n_windows = monai_labels(image, seg, device=device)
+    elif name == "floor":
+        labels, n_windows, forward_s = floor_forward(image, seg, device=device)
+    else:
+        step = float(name.split("_s")[1]) if "_s" in name else 0.5
+        fine = SlidingWindowConfig(step=step, sw_batch_size=2)
+        if name.startswith("ours_roi"):
+            source = "body" if "body" in name else "organs"
+            inferer = CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=source))
+        else:
+            inferer = SlidingWindowInferer(fine)
+        labels = inferer(image, seg).array
+        n_windows = inferer.last_stats_["n_run"] + inferer.last_stats_.get("n_coarse", 0)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return labels, n_windows, forward_s
 
 
 def _vm_hwm_mb() -> float:
@@ -222,15 +278,35 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=100)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--work", type=Path, default=Path("/tmp/flare_uda_bench_inference"))
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--model", type=Path, help="use this model folder instead of training one")
+    ap.add_argument(
+        "--input-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="resample the input"
+    )
     args = ap.parse_args()
     from flare_uda.data.io import write_volume
     from flare_uda.data.phantom import generate_case
 
     args.work.mkdir(parents=True, exist_ok=True)
-    model = train_model(args.work, args.scale, args.iterations, args.oversample)
+    if args.model is not None:
+        model = args.model
+    else:
+        model = train_model(
+            args.work,
+            args.scale,
+            args.iterations,
+            args.oversample,
+            args.device,
+            args.optimizer,
+            args.lr,
+        )
     if args.calibrate:
         model = calibrate_background(model)
     case = generate_case("paper", "MR", "T1", args.seed)
+    if args.input_shape:
+        case = resampled_case(case, tuple(args.input_shape))
     image_path = args.work / f"mr_t1_{args.seed}.nii.gz"
     write_volume(case.image, image_path)
     print(
@@ -244,29 +320,62 @@ def main() -> None:
         # a fresh process per method: its peak RSS is the method's own
         with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
             row = pool.submit(
-                run_method, name, str(model), str(image_path), str(out), args.threads
+                run_method, name, str(model), str(image_path), str(out), args.threads, args.device
             ).result()
         labels[name] = np.load(out)
+        # scored as it comes, so a run cut short still reports what it measured
+        ref = labels.get("nnunet_mirror")
+        row["dsc_vs_nnunet"] = None if ref is None or name == "floor" else dice(labels[name], ref)
+        row["dsc_vs_truth"] = None if name == "floor" else dice(labels[name], case.label.array)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    ref = labels.get("nnunet_mirror")
-    for row in rows:
-        lab = labels[row["method"]]
-        row["dsc_vs_nnunet"] = None if ref is None or row["method"] == "floor" else dice(lab, ref)
-        row["dsc_vs_truth"] = None if row["method"] == "floor" else dice(lab, case.label.array)
     (args.work / "results.json").write_text(json.dumps(rows, indent=2))
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    """The markdown table (GPU columns when the rows have them)."""
     base = {r["method"]: r["wall_s"] for r in rows}
+    gpu = "gpu_peak_mb" in rows[0]
+    extra = " GPU peak MB | GPU area MB*s |" if gpu else ""
     print(
-        "\n| method | wall s | x vs nnU-Net default | peak RSS MB | windows | DSC vs nnU-Net "
-        "| DSC vs truth |\n|---|---|---|---|---|---|---|"
+        "\n| method | wall s | x vs nnU-Net default | peak RSS MB |" + extra + " windows | "
+        "DSC vs nnU-Net | DSC vs truth |\n|---|---|---|---|" + "---|" * (2 * gpu) + "---|---|---|"
     )
+    fmt = lambda v, f=".3f": "-" if v is None else format(v, f)  # noqa: E731
     for r in rows:
         ratio = base.get("nnunet_mirror", float("nan")) / r["wall_s"]
-        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        cells = ""
+        if gpu:
+            cells = f" {fmt(r['gpu_peak_mb'], '.0f')} | {fmt(r['gpu_area_mb_s'], '.0f')} |"
         print(
-            f"| {r['method']} | {r['wall_s']:.1f} | {ratio:.2f} | {r['peak_rss_mb']:.0f} | "
+            f"| {r['method']} | {r['wall_s']:.2f} | {ratio:.2f} | {r['peak_rss_mb']:.0f} |{cells} "
             f"{r['n_windows']} | {fmt(r['dsc_vs_nnunet'])} | {fmt(r['dsc_vs_truth'])} |"
         )
+
+
+def resampled_case(case, shape: tuple[int, int, int]):
+    """``case`` on ``shape`` voxels over the same extent (image linear, label nearest)."""
+    import SimpleITK as sitk
+
+    from flare_uda.data.io import from_sitk, to_sitk
+
+    ref = to_sitk(case.image)
+    sizes = zip(ref.GetSize(), ref.GetSpacing(), shape[::-1], strict=True)
+    spacing = [e * s / n for e, s, n in sizes]
+    grid = sitk.Image([int(n) for n in shape[::-1]], sitk.sitkUInt8)
+    grid.SetOrigin(ref.GetOrigin())
+    grid.SetDirection(ref.GetDirection())
+    grid.SetSpacing(spacing)
+
+    def onto(volume, interp):
+        return from_sitk(sitk.Resample(to_sitk(volume), grid, sitk.Transform(), interp, 0.0))
+
+    image = onto(case.image, sitk.sitkLinear)
+    label = onto(case.label, sitk.sitkNearestNeighbor)
+    return dataclasses.replace(
+        case, image=image, label=label.with_array(label.array.astype(np.uint8))
+    )
 
 
 if __name__ == "__main__":

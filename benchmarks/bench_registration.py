@@ -20,6 +20,9 @@ labels gain nothing at full resolution). Both run with the same thread count;
 torch is warmed up once first (one-time init).
 
     .venv/bin/python benchmarks/bench_registration.py --presets quick paper --pairs 3
+
+``--device cuda`` runs the torch solver on the GPU (SimpleITK stays on the
+CPU, with ``--sitk-threads`` threads: what a user without our solver runs).
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def random_affine(fixed: Volume, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+DEVICE = "cpu"  # set by --device; the torch solver runs there
+
+
 def run_pair(name, moving, mlab, fixed, flab, features, organs, true=None) -> list[dict]:
     rows = []
     present = tuple(int(o) for o in np.unique(flab.array) if o > 0)
@@ -109,6 +115,7 @@ def run_pair(name, moving, mlab, fixed, flab, features, organs, true=None) -> li
             "shrink_factors": (8, 4, 2) if features == "labels" else (4, 2, 1),
         }
         kw |= {"organs": organs} if features == "labels" else {}
+        kw |= {"device": DEVICE} if solver == "torch" else {}
         reg = get_registrar(solver, **kw)
         mov, fix = (mlab, flab) if features == "labels" else (moving, fixed)
         t0 = time.perf_counter()
@@ -161,11 +168,16 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="pairs per kind and preset")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-real", action="store_true")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--sitk-threads", type=int, help="default: --threads")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
     torch.set_num_threads(args.threads)
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(args.threads)
+    sitk_threads = args.sitk_threads or args.threads
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(sitk_threads)
     warm, _ = ellipsoid_subject("quick", 0)
-    get_registrar("torch", iterations=(2, 2, 2)).fit(warm, warm)
+    get_registrar("torch", iterations=(2, 2, 2), device=DEVICE).fit(warm, warm)
     rng = np.random.default_rng(0)
     organs = tuple(o for o, *_ in ORGANS)
     rows = []
@@ -194,7 +206,11 @@ def main() -> None:
     if not args.no_real:
         for name, mi, ml, fi, fl in real_pairs():
             rows += run_pair(name, mi, ml, fi, fl, "labels", (1, 2, 3, 13))
-    print(f"threads={args.threads} torch={torch.__version__} sitk={sitk.Version_VersionString()}")
+    where = torch.cuda.get_device_name() if DEVICE == "cuda" else f"cpu, {args.threads} threads"
+    print(
+        f"torch on {where}; sitk {sitk.Version_VersionString()} on {sitk_threads} threads; "
+        f"torch {torch.__version__}"
+    )
     print(
         "| pair | fixed shape (z,y,x) | sitk s | torch s | speed-up | DSC before | sitk DSC "
         "| torch DSC | sitk err (vox) | torch err (vox) |"

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 
-def nnunet_predictor(seg, mirroring: bool):
+def nnunet_predictor(seg, mirroring: bool, device: str = "cpu"):
     """An nnUNetPredictor around the same network, with plans matching its plan."""
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
@@ -61,8 +61,8 @@ def nnunet_predictor(seg, mirroring: bool):
         tile_step_size=0.5,
         use_gaussian=True,
         use_mirroring=mirroring,
-        perform_everything_on_device=False,
-        device=torch.device("cpu"),
+        perform_everything_on_device=device == "cuda",  # nnU-Net's GPU default
+        device=torch.device(device),
         allow_tqdm=False,
     )
     predictor.manual_initialization(
@@ -84,7 +84,7 @@ def prepared_shape(image, seg, patch):
     return tuple(max(s, p) for s, p in zip(shape, patch, strict=True))
 
 
-def monai_labels(image, seg):
+def monai_labels(image, seg, device: str = "cpu"):
     """MONAI sliding_window_inference (overlap 0.5, gaussian), logits resampled, argmax."""
     import torch
     from monai.inferers import sliding_window_inference
@@ -93,13 +93,15 @@ def monai_labels(image, seg):
     from flare_uda.inference.windows import window_starts
 
     prep = prepare(image, seg.plan)
-    x = torch.from_numpy(prep.array)[None, None]
-    with torch.inference_mode():
+    x = torch.from_numpy(prep.array)[None, None].to(device)
+    # on CUDA: fp16 autocast, as ours and nnU-Net use there
+    amp = torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda")
+    with torch.inference_mode(), amp:
         logits = sliding_window_inference(
             x, seg.plan.patch_size, 2, seg.network, overlap=0.5, mode="gaussian"
         )
         logits = torch.nn.functional.interpolate(logits, size=image.shape, mode="trilinear")
-        labels = logits[0].argmax(0).to(torch.uint8).numpy()
+        labels = logits[0].argmax(0).to(torch.uint8).cpu().numpy()
     # MONAI's scan interval is patch * (1 - overlap); count its windows the same way
     n = len(
         window_starts(
@@ -111,7 +113,7 @@ def monai_labels(image, seg):
     return labels, n
 
 
-def floor_forward(image, seg):
+def floor_forward(image, seg, device: str = "cpu"):
     """Forward passes over a no-overlap tiling of the body box; returns their time only."""
     import torch
 
@@ -123,16 +125,20 @@ def floor_forward(image, seg):
     roi, _ = pad_to_patch(prep.array[box][None], seg.plan.patch_size)
     p = seg.plan.patch_size
     counts = [int(np.ceil(s / q)) for s, q in zip(roi.shape[1:], p, strict=True)]
-    x = torch.from_numpy(np.ascontiguousarray(roi))
+    x = torch.from_numpy(np.ascontiguousarray(roi)).to(device)
+    amp = torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda")
     corners = [
         [min(a * q, s - q) for a, q, s in zip(idx, p, roi.shape[1:], strict=True)]
         for idx in np.ndindex(*counts)
     ]
     crops = [x[:, z : z + p[0], y : y + p[1], w : w + p[2]] for z, y, w in corners]
-    with torch.inference_mode():
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    with torch.inference_mode(), amp:
         seg.network(crops[0][None])  # warm-up (oneDNN primitives), not timed
+        sync()
         t0 = time.perf_counter()
         for i in range(0, len(crops), 2):  # batches of 2, as ours
             seg.network(torch.stack(crops[i : i + 2]))
+        sync()
     n = len(crops)
     return np.zeros(image.shape, dtype=np.uint8), n, time.perf_counter() - t0

@@ -188,3 +188,19 @@ def test_registrar_errors():
         resample_affine(Volume(np.zeros((2, 2, 2))), np.eye(4), Volume(np.zeros((2, 2, 2))), True)
     with pytest.raises(ValueError, match="4x4"):
         resample_affine(Volume(np.zeros((2, 2, 2))), np.eye(3), Volume(np.zeros((2, 2, 2))))
+
+
+def test_label_blur_inside_organ_boxes_equals_the_full_volume_blur():
+    from scipy import ndimage
+
+    arr = np.zeros((12, 40, 36), np.uint8)
+    arr[3:7, 10:18, 8:14] = 1  # inside, margins fit
+    arr[0:4, 30:40, 0:5] = 2  # touches three volume edges
+    arr[11, 0, 35] = 3  # a single corner voxel
+    label = Volume(arr, spacing=(4.0, 1.5, 2.0))
+    got = label_channels(label, (1, 2, 3, 4), sigma_mm=3.0)
+    sigma = 3.0 / np.asarray(label.spacing)
+    for c, organ in enumerate((1, 2, 3)):
+        want = ndimage.gaussian_filter((arr == organ).astype(np.float32), sigma)
+        np.testing.assert_allclose(got[c], want, atol=1e-7)
+    assert not got[3].any()  # absent organ: an all-zero channel

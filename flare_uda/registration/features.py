@@ -29,6 +29,28 @@ def normalized_intensity(
     return ((np.clip(arr, lo, hi) - lo) / (hi - lo))[None].astype(np.float32)
 
 
+TRUNCATE = 4.0  # scipy's default kernel radius, in sigmas
+
+
+def _box_with_margin(mask: np.ndarray, margin: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of ``mask`` grown by ``margin`` voxels per axis (clipped).
+
+    Blurring only inside it gives exactly the full-volume result: the kernel
+    reaches ``margin`` voxels at most, so everything outside stays 0 and the
+    box's edges (reflected by scipy) see only zeros or the volume's own edge.
+    An organ is a small part of the abdomen, so 13 channels cost a fraction of
+    13 full-volume blurs (the label-feature path of MDM registration).
+    """
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        idx = np.flatnonzero(mask.any(axis=other))
+        lo = max(0, int(idx[0]) - int(margin[axis]))
+        hi = min(mask.shape[axis], int(idx[-1]) + 1 + int(margin[axis]))
+        box.append(slice(lo, hi))
+    return tuple(box)
+
+
 def label_channels(
     label: Volume,
     organs: tuple[int, ...],
@@ -62,7 +84,11 @@ def label_channels(
         if not mask.any():
             continue
         if encoding == "blur":
-            out[c] = ndimage.gaussian_filter(mask.astype(np.float32), sigma_mm / spacing)
+            sigma = sigma_mm / spacing
+            box = _box_with_margin(mask, np.ceil(TRUNCATE * sigma + 0.5).astype(int))
+            out[c][box] = ndimage.gaussian_filter(
+                mask[box].astype(np.float32), sigma, truncate=TRUNCATE
+            )
         else:
             inside = ndimage.distance_transform_edt(mask, sampling=spacing)
             outside = ndimage.distance_transform_edt(~mask, sampling=spacing)

@@ -102,6 +102,7 @@ def random_affine(fixed: Volume, rng: np.random.Generator) -> np.ndarray:
 
 
 DEVICE = "cpu"  # set by --device; the torch solver runs there
+LABEL_SAMPLING = 1.0  # set by --label-sampling
 
 
 def run_pair(name, moving, mlab, fixed, flab, features, organs, true=None) -> list[dict]:
@@ -116,6 +117,8 @@ def run_pair(name, moving, mlab, fixed, flab, features, organs, true=None) -> li
         }
         kw |= {"organs": organs} if features == "labels" else {}
         kw |= {"device": DEVICE} if solver == "torch" else {}
+        if features == "labels":  # the same metric sampling for both solvers
+            kw["sampling_percentage"] = LABEL_SAMPLING
         reg = get_registrar(solver, **kw)
         mov, fix = (mlab, flab) if features == "labels" else (moving, fixed)
         t0 = time.perf_counter()
@@ -170,9 +173,15 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--sitk-threads", type=int, help="default: --threads")
+    parser.add_argument(
+        "--label-sampling",
+        type=float,
+        default=1.0,
+        help="metric sampling fraction of both solvers on label pairs (ITK's percentage)",
+    )
     args = parser.parse_args()
-    global DEVICE
-    DEVICE = args.device
+    global DEVICE, LABEL_SAMPLING
+    DEVICE, LABEL_SAMPLING = args.device, args.label_sampling
     torch.set_num_threads(args.threads)
     sitk_threads = args.sitk_threads or args.threads
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(sitk_threads)

@@ -204,3 +204,35 @@ def test_label_blur_inside_organ_boxes_equals_the_full_volume_blur():
         want = ndimage.gaussian_filter((arr == organ).astype(np.float32), sigma)
         np.testing.assert_allclose(got[c], want, atol=1e-7)
     assert not got[3].any()  # absent organ: an all-zero channel
+
+
+def test_grid_points_match_affine_grid_and_fraction_is_checked():
+    import torch
+    import torch.nn.functional as F
+
+    from flare_uda.registration.points import grid_points
+
+    shape = (5, 7, 9)
+    theta = torch.tensor([[[0.9, 0.1, 0.0, 0.05], [0.0, 1.1, 0.2, -0.1], [0.1, 0.0, 1.0, 0.2]]])
+    full = F.affine_grid(theta, [1, 1, *shape], align_corners=True).reshape(-1, 3)
+    base, flat = grid_points(shape, 1.0, seed=0)
+    torch.testing.assert_close(base @ theta[0].T, full[flat])
+    base, flat = grid_points((40, 40, 40), 0.1, seed=3)
+    assert len(flat) == 6400 and flat.unique().numel() == 6400
+    torch.testing.assert_close(base @ theta[0].T, full_grid(theta, (40, 40, 40))[flat])
+    with pytest.raises(ValueError, match=r"sample fraction must be in \(0, 1\], got 0"):
+        grid_points(shape, 0.0, seed=0)
+    with pytest.raises(ValueError, match="sampling_percentage must be in"):
+        get_registrar("torch", sampling_percentage=1.5)
+
+
+def full_grid(theta, shape):
+    import torch.nn.functional as F
+
+    return F.affine_grid(theta, [1, 1, *shape], align_corners=True).reshape(-1, 3)
+
+
+def test_sampled_torch_solver_recovers_a_known_affine(pair):
+    fixed, flab, moving, mlab, true = pair
+    reg = get_registrar("torch", sampling_percentage=0.3).fit(moving, fixed)
+    assert displacement_rms(reg.matrix_, true, fixed) <= 1.0

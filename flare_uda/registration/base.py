@@ -144,7 +144,8 @@ class Registrar(ABC):
             )
         if cfg.features == "labels" and cfg.channel_weights == "balanced":
             weights = balanced_weights(fixed.array, cfg.organs)[:, None, None, None]
-            feats = [f * weights for f in feats]
+            for f in feats:  # in place: these are fresh arrays, "c z y x" of full size
+                f *= weights.astype(f.dtype)
         self.matrix_ = require_affine(self.estimate(feats[0], moving, feats[1], fixed), "estimate")
         self.fixed_ = fixed.with_array(np.zeros(fixed.shape, np.uint8))
         return self

@@ -42,3 +42,11 @@ def test_demo_prints_config():
     res = CliRunner().invoke(main, ["demo", "--preset", "tiny", "--print-config"])
     assert res.exit_code == 0
     assert "pseudolabel:" in res.output and "rounds: 2" in res.output
+
+
+def test_demo_rejects_an_unknown_device(tmp_path):
+    res = CliRunner().invoke(
+        main, ["demo", "--preset", "tiny", "--device", "tpu9", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2
+    assert "--device" in res.output and "expected a device like" in res.output

@@ -36,3 +36,15 @@ def test_pipeline_input_errors(tmp_path):
         pipe.run([unlabelled], [_case("m", True)], [_case("t", True)])
     with pytest.raises(TypeError, match="UDAConfig"):
         UDAPipeline({"data": {}}, tmp_path)
+
+
+def test_pipeline_device_is_resolved_and_checked(tmp_path):
+    import torch
+
+    pipe = UDAPipeline(get_preset("tiny"), tmp_path, progress=False, device="cpu")
+    assert pipe.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="expected a device like"):
+        UDAPipeline(get_preset("tiny"), tmp_path, progress=False, device="tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            UDAPipeline(get_preset("tiny"), tmp_path, progress=False, device="cuda")

@@ -55,3 +55,18 @@ def test_stage_keys_chain(tmp_path):
     b.mark_done({"n": 1})
     assert cache.stage("train", {"iters": 2}, upstream=(a,)).done
     assert b.info()["n"] == 1
+
+
+def test_mdm_and_self_training_keys_split_the_pseudolabel_fields():
+    import dataclasses
+
+    from flare_uda.pipeline.config import MDM_FIELDS, PLF_FIELDS, PseudoLabelConfig
+
+    names = {f.name for f in dataclasses.fields(PseudoLabelConfig)}
+    # every field belongs to exactly one stage's key (a new field must be placed)
+    assert set(MDM_FIELDS) | set(PLF_FIELDS) == names
+    assert not set(MDM_FIELDS) & set(PLF_FIELDS)
+    a, b = PseudoLabelConfig(), PseudoLabelConfig(ensemble="majority")
+    assert a.mdm_key() == b.mdm_key()  # a new ensemble does not redo MDM
+    assert a.self_training_key() != b.self_training_key()
+    assert a.mdm_key() != PseudoLabelConfig(registrar="sitk").mdm_key()

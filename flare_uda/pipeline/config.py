@@ -105,6 +105,10 @@ class SegmentationConfig:
         return get_preset(self.preset, **overrides)
 
 
+MDM_FIELDS = ("better_sequence", "registrar", "mdm_features", "quality_gate")
+PLF_FIELDS = ("rounds", "keep_fraction", "ensemble")
+
+
 @dataclass(frozen=True)
 class PseudoLabelConfig:
     """Stages 2-3: MDM and self-training with pseudo-label filtering."""
@@ -130,6 +134,14 @@ class PseudoLabelConfig:
             raise ValueError(
                 f"pseudolabel.keep_fraction must be in (0, 1], got {self.keep_fraction}"
             )
+
+    def mdm_key(self) -> dict:
+        """The fields MDM depends on (its cache key): not the self-training ones."""
+        return {k: getattr(self, k) for k in MDM_FIELDS}
+
+    def self_training_key(self) -> dict:
+        """The fields self-training with PLF depends on (its cache key)."""
+        return {k: getattr(self, k) for k in PLF_FIELDS}
 
 
 @dataclass(frozen=True)

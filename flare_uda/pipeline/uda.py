@@ -198,7 +198,8 @@ class UDAPipeline:
         model, m_stage, predictor = asit
         pcfg = self.config.pseudolabel
         pseudo = self._predict("pseudo_asit", model, unlabelled, (m_stage,), predictor)
-        mdm_stage = self.cache.stage("mdm", pcfg.__dict__, (m_stage,))
+        # keyed by MDM's own fields: changing e.g. the ensemble reruns self-training only
+        mdm_stage = self.cache.stage("mdm", pcfg.mdm_key(), (m_stage,))
         self._log("MDM: match T2 cases to T1 cases by volume, register, transfer labels")
         notes: dict = {}
 
@@ -235,7 +236,7 @@ class UDAPipeline:
             )
         if "asit_mdm_plf" not in wanted:
             return
-        plf_stage = self.cache.stage("self_training", pcfg.__dict__, (mdm_model_stage,))
+        plf_stage = self.cache.stage("self_training", pcfg.self_training_key(), (mdm_model_stage,))
         self._log(
             f"self-training: {pcfg.rounds} rounds, keep {pcfg.keep_fraction:.0%} most certain"
         )

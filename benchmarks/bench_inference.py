@@ -171,31 +171,23 @@ def run_method(
         torch.cuda.synchronize()
         report = measure(lambda: _run(name, seg, image, device))
         labels, n_windows, forward_s = report.result
-        row = {"method": name, "wall_s": forward_s if name == "floor" else report.wall_time_s}
-        row.update(
-            peak_rss_mb=report.peak_rss_mb,
-            gpu_peak_mb=report.gpu_peak_mb,
-            gpu_area_mb_s=report.gpu_memory_area_mb_s,
-            torch_max_allocated_mb=report.torch_max_allocated_mb,
-            n_windows=n_windows,
-        )
-        np.save(out_path, np.asarray(labels, dtype=np.uint8))
-        return row
-    rss0 = _vm_hwm_mb()
-    t0 = time.perf_counter()
-    labels, n_windows, forward_s = _run(name, seg, image, device)
-    wall = time.perf_counter() - t0
+        wall = report.wall_time_s
+        memory = {
+            "peak_rss_mb": report.peak_rss_mb,
+            "gpu_peak_mb": report.gpu_peak_mb,
+            "gpu_area_mb_s": report.gpu_memory_area_mb_s,
+            "torch_max_allocated_mb": report.torch_max_allocated_mb,
+        }
+    else:
+        rss0 = _vm_hwm_mb()
+        t0 = time.perf_counter()
+        labels, n_windows, forward_s = _run(name, seg, image, device)
+        wall = time.perf_counter() - t0
+        memory = {"peak_rss_mb": _vm_hwm_mb(), "rss_loaded_mb": rss0}
     if name == "floor":  # the network's forward passes only, no pre/postprocessing
         wall = forward_s
-    rss = _vm_hwm_mb()
     np.save(out_path, np.asarray(labels, dtype=np.uint8))
-    return {
-        "method": name,
-        "wall_s": wall,
-        "peak_rss_mb": rss,
-        "rss_loaded_mb": rss0,
-        "n_windows": n_windows,
-    }
+    return {"method": name, "wall_s": wall, **memory, "n_windows": n_windows}
 
 
 def _run(name: str, seg, image, device: str) -> tuple:

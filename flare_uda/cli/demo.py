@@ -54,11 +54,10 @@ def command(
     if print_config:
         click.echo(config.to_yaml(), nl=False)
         return
+    from flare_uda._device import resolve_device
     from flare_uda.pipeline.demo import run_demo
 
     try:
-        from flare_uda._device import resolve_device
-
         resolve_device(device)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--device") from err

@@ -7,6 +7,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from flare_uda.data.datasets import read_dataset
 from flare_uda.data.phantom import generate_cohort
 from flare_uda.data.phantom import write_cohort as _write_cohort  # noqa: F401 (re-export)
@@ -46,15 +48,10 @@ def phantom_data(config: UDAConfig, run_dir: Path) -> tuple[list[Case], list[Cas
     return ct, mr, test
 
 
-def device_name(device: str) -> str:
+def device_name(device: torch.device) -> str:
     """``"cpu (N threads)"`` or the CUDA card's name, for the report header."""
-    import torch
-
-    from flare_uda._device import resolve_device
-
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
@@ -74,12 +71,13 @@ def run_demo(
     out = Path(out_dir)
     start = time.perf_counter()
     ct, mr, test = phantom_data(config, out)
-    result = UDAPipeline(config, out, progress=progress, device=device).run(ct, mr, test)
+    pipeline = UDAPipeline(config, out, progress=progress, device=device)
+    result = pipeline.run(ct, mr, test)
     minutes = (time.perf_counter() - start) / 60
     header = (
         f"Phantom preset `{config.data.preset}`: {len(ct)} CT, {len(mr)} MR for adaptation "
         f"(unlabelled), {len(test)} held-out MR test cases. Wall time of this invocation "
-        f"(cached stages are not rerun): {minutes:.1f} min on {device_name(device)}."
+        f"(cached stages are not rerun): {minutes:.1f} min on {device_name(pipeline.device)}."
     )
     for name, why in result.notes.get("skipped", {}).items():
         header += f"\n\n**Setting `{name}` did not run:** {why}."

@@ -39,9 +39,9 @@ def grid_points(
         raise ValueError(f"sample fraction must be in (0, 1], got {fraction}")
     total = int(shape[0]) * int(shape[1]) * int(shape[2])
     n = min(total, max(MIN_POINTS, int(round(total * fraction))))
-    gen = torch.Generator().manual_seed(int(seed))
     flat = torch.arange(total)
     if n < total:
+        gen = torch.Generator().manual_seed(int(seed))
         flat = torch.randperm(total, generator=gen)[:n].sort().values
     d, h, w = (int(s) for s in shape)
     z, y, x = flat // (h * w), (flat // w) % h, flat % w

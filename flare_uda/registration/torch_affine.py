@@ -68,8 +68,7 @@ def _norm_to_index(shape: tuple[int, ...]) -> torch.Tensor:
 
 def _centre_of_mass(x: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     """Physical centre of mass ``"b 3"`` of the channel-summed, non-negative features."""
-    # channels summed before clamping where none is negative: one pass less over "b c z y x"
-    w = (x.sum(1) if x.min() >= 0 else x.clamp(min=0).sum(1)).double()
+    w = x.clamp(min=0).sum(1).double()
     total = w.flatten(1).sum(1).clamp(min=1e-12)
     idx = []
     for axis in range(3):

@@ -38,9 +38,10 @@ def inputs(tmp_path):
     return folder
 
 
+@pytest.mark.parametrize("resampling", ["nnunet", "torch"])
 @pytest.mark.parametrize("mode", ["plain", "roi"])
-def test_predict_round_trip(model_dir, inputs, tmp_path, mode):
-    out = tmp_path / f"pred_{mode}"
+def test_predict_round_trip(model_dir, inputs, tmp_path, mode, resampling):
+    out = tmp_path / f"pred_{mode}_{resampling}"
     res = CliRunner().invoke(
         main,
         [
@@ -55,6 +56,8 @@ def test_predict_round_trip(model_dir, inputs, tmp_path, mode):
             mode,
             "--step",
             "0.75",
+            "--resampling",
+            resampling,
         ],
     )
     assert res.exit_code == 0, res.output
@@ -62,7 +65,7 @@ def test_predict_round_trip(model_dir, inputs, tmp_path, mode):
     seg = NetworkSegmenter.load(model_dir)
     from flare_uda.cli.predict import build_inferer
 
-    inferer = build_inferer(mode, 0.75, True, False, 2)
+    inferer = build_inferer(mode, 0.75, True, False, 2, resampling)
     assert isinstance(inferer, CoarseToFineInferer if mode == "roi" else SlidingWindowInferer)
     for name, src in (("a", "a_0000.nii.gz"), ("b", "b.mha")):
         image = read_volume(inputs / src)

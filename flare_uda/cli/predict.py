@@ -54,7 +54,14 @@ def case_id(path: Path) -> str:
     return name.removesuffix("_0000")
 
 
-def build_inferer(mode: str, step: float, skip_empty: bool, mirroring: bool, batch: int):
+def build_inferer(
+    mode: str,
+    step: float,
+    skip_empty: bool,
+    mirroring: bool,
+    batch: int,
+    resampling: str = "nnunet",
+):
     """The inferer for ``--mode`` with the window settings of the command line."""
     from flare_uda.inference import (
         CoarseToFineConfig,
@@ -64,7 +71,11 @@ def build_inferer(mode: str, step: float, skip_empty: bool, mirroring: bool, bat
     )
 
     fine = SlidingWindowConfig(
-        step=step, skip_empty=skip_empty, mirroring=mirroring, sw_batch_size=batch
+        step=step,
+        skip_empty=skip_empty,
+        mirroring=mirroring,
+        sw_batch_size=batch,
+        resampling=resampling,
     )
     if mode == "roi":
         return CoarseToFineInferer(CoarseToFineConfig(fine=fine))
@@ -112,16 +123,25 @@ def build_inferer(mode: str, step: float, skip_empty: bool, mirroring: bool, bat
 @click.option("--no-skip", is_flag=True, help="Run windows without body voxels too.")
 @click.option("--mirroring", is_flag=True, help="nnU-Net's 8-fold mirroring (slower).")
 @click.option("--batch", type=int, default=2, show_default=True, help="Windows per network call.")
+@click.option(
+    "--resampling",
+    type=click.Choice(["nnunet", "torch"]),
+    default="nnunet",
+    show_default=True,
+    help="To the network's spacing: nnU-Net's spline (CPU) or torch kernels on --device.",
+)
 @click.option("--fold", default="0", show_default=True, help="nnU-Net fold (or 'all').")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
-def command(model_dir, input_path, out_dir, mode, step, no_skip, mirroring, batch, fold, device):
+def command(
+    model_dir, input_path, out_dir, mode, step, no_skip, mirroring, batch, resampling, fold, device
+):
     """Segment MRI/CT volumes; labels are written on each input's own grid."""
     from flare_uda._atomic import require_not_input
     from flare_uda.data.io import read_volume, write_volume
 
     try:
         require_not_input(out_dir, input_path, model_dir)
-        inferer = build_inferer(mode, step, not no_skip, mirroring, batch)
+        inferer = build_inferer(mode, step, not no_skip, mirroring, batch, resampling)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     files = input_files(input_path)

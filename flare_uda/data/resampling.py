@@ -100,7 +100,7 @@ def resample_volume(
     """
     _require_volume(volume, "volume")
     target = as_triplet(spacing, "target spacing", positive=True)
-    new_shape = target_shape(volume.shape, volume.spacing, target)
+    new_shape, new_spacing, origin = resampled_geometry(volume, target)
     if new_shape == volume.shape:
         array = volume.array if is_label else volume.array.astype(np.float32)
         return volume.with_array(array)
@@ -124,11 +124,24 @@ def resample_volume(
         do_separate_z=axis is not None,
         order_z=0,
     )[0]
+    return Volume(out, new_spacing, origin, volume.direction.copy())
+
+
+def resampled_geometry(
+    volume: Volume, target: tuple[float, float, float]
+) -> tuple[tuple[int, int, int], tuple[float, ...], tuple[float, ...]]:
+    """Shape, spacing and origin of ``volume`` resampled to ``target`` (nnU-Net's grid).
+
+    The shape is :func:`target_shape`; the grids are edge-aligned, so the
+    spacing is ``extent / new_shape`` and voxel 0's centre moves by half the
+    change in voxel size. Shared by every resampler that must land on the
+    same grid (:func:`resample_volume`, :mod:`flare_uda.data.torch_resampling`).
+    """
+    new_shape = target_shape(volume.shape, volume.spacing, target)
     old_spacing = np.asarray(volume.spacing)
     new_spacing = old_spacing * np.asarray(volume.shape) / np.asarray(new_shape)
-    # Edge-aligned grids: voxel 0's centre moves by half the change in voxel size.
     origin = np.asarray(volume.origin) + volume.direction @ ((new_spacing - old_spacing) / 2)
-    return Volume(out, tuple(new_spacing), tuple(origin), volume.direction.copy())
+    return new_shape, tuple(new_spacing.tolist()), tuple(origin.tolist())
 
 
 def resample_to_reference(volume: Volume, reference: Volume, is_label: bool = True) -> Volume:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from flare_uda.segmentation.base import SegmentationPlan
 from flare_uda.volume import Volume
@@ -36,6 +37,26 @@ def resample_image(image: Volume, spacing: Sequence[float]) -> Volume:
     from flare_uda.data.preprocess import resample_volume
 
     return resample_volume(image, tuple(float(s) for s in spacing), is_label=False)
+
+
+def resample_for_network(
+    image: Volume, spacing: Sequence[float], resampling: str = "nnunet", device="cpu"
+) -> tuple[np.ndarray | torch.Tensor, Volume]:
+    """``image`` on the network grid at ``spacing``, by ``resampling``.
+
+    ``"nnunet"``: nnU-Net's resampler on the CPU, returns a numpy array;
+    ``"torch"``: :func:`~flare_uda.data.torch_resampling.resample_image_torch`,
+    returns a tensor on ``device``. Both land on the same grid, returned as a
+    Volume (use its geometry; with ``"torch"`` its array is a placeholder).
+    """
+    if resampling == "torch":
+        from flare_uda.data.torch_resampling import resample_image_torch
+
+        return resample_image_torch(image, spacing, device)
+    if resampling != "nnunet":
+        raise ValueError(f"resampling must be 'nnunet' or 'torch', got {resampling!r}")
+    grid = resample_image(image, spacing)
+    return grid.array, grid
 
 
 def prepare(

@@ -21,7 +21,7 @@ from flare_uda.inference.grid import (
     crop_volume,
     labels_to_input_grid,
     normalize_for_plan,
-    resample_image,
+    resample_for_network,
 )
 from flare_uda.inference.sliding_window import (
     SlidingWindowConfig,
@@ -135,14 +135,16 @@ class CoarseToFineInferer(Inferer):
                 if self.coarse_segmenter is not None
                 else tuple(s * f for s, f in zip(plan.spacing, cfg.coarse_factor, strict=True))
             )
-            coarse = resample_image(normalize_for_plan(volume, plan), spacing)
+            image, coarse = resample_for_network(
+                normalize_for_plan(volume, plan), spacing, cfg.fine.resampling, coarse_seg.device
+            )
             coarse_cfg = SlidingWindowConfig(
                 step=cfg.coarse_step,
                 weighting=cfg.fine.weighting,
                 sw_batch_size=cfg.fine.sw_batch_size,
                 autocast=cfg.fine.autocast,
             )
-            labels, n_run, _ = run_network_grid(coarse.array, coarse_seg, coarse_cfg)
+            labels, n_run, _ = run_network_grid(image, coarse_seg, coarse_cfg)
             stats["n_coarse"] = n_run
             box = bounding_box(labels > 0)
             if box is not None:
@@ -160,8 +162,10 @@ class CoarseToFineInferer(Inferer):
         plan = segmenter.plan
         # normalise on the whole image (per-image statistics), then crop, then resample
         crop = crop_volume(normalize_for_plan(volume, plan), box)
-        fine = resample_image(crop, plan.spacing)
-        labels, n_run, n_total = run_network_grid(fine.array, segmenter, self.config.fine)
+        image, fine = resample_for_network(
+            crop, plan.spacing, self.config.fine.resampling, segmenter.device
+        )
+        labels, n_run, n_total = run_network_grid(image, segmenter, self.config.fine)
         roi_labels = labels_to_input_grid(fine.with_array(labels), crop)
         out = np.zeros(volume.shape, dtype=np.uint8)
         out[box] = roi_labels.array

@@ -24,7 +24,11 @@ from tqdm.auto import tqdm
 
 from flare_uda._validation import require_choice
 from flare_uda.inference.base import INFERERS, Inferer
-from flare_uda.inference.grid import labels_to_input_grid, prepare
+from flare_uda.inference.grid import (
+    labels_to_input_grid,
+    normalize_for_plan,
+    resample_for_network,
+)
 from flare_uda.inference.windows import (
     WEIGHTINGS,
     otsu_body_mask,
@@ -37,6 +41,7 @@ from flare_uda.segmentation.base import HEADS, Segmenter
 from flare_uda.volume import Volume
 
 AUTOCASTS = ("auto", "off", "fp16", "bf16")
+RESAMPLINGS = ("nnunet", "torch")
 MIRROR_AXES = ((2,), (3,), (4,), (2, 3), (2, 4), (3, 4), (2, 3, 4))
 
 
@@ -62,6 +67,14 @@ class SlidingWindowConfig:
         ``"auto"``: fp16 on CUDA, off on CPU.
     progress : bool
         tqdm bar over window batches.
+    resampling : {"nnunet", "torch"}
+        How the image reaches the network's spacing. ``"nnunet"``: nnU-Net's
+        own resampler (cubic spline, on the CPU; exact parity with
+        nnUNetPredictor's input). ``"torch"``: the same grid and separate-z
+        rule with torch kernels (bicubic / trilinear) on the segmenter's
+        device, so on a GPU nothing but the label map crosses to the CPU
+        (:mod:`flare_uda.data.torch_resampling`; speed and label agreement
+        in docs/benchmarks.md).
     """
 
     step: float = 0.5
@@ -71,6 +84,7 @@ class SlidingWindowConfig:
     mirroring: bool = False
     autocast: str = "auto"
     progress: bool = False
+    resampling: str = "nnunet"
 
     def __post_init__(self) -> None:
         if not 0.0 < float(self.step) <= 1.0:
@@ -79,6 +93,7 @@ class SlidingWindowConfig:
         if int(self.sw_batch_size) < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {self.sw_batch_size}")
         require_choice(self.autocast, AUTOCASTS, "autocast")
+        require_choice(self.resampling, RESAMPLINGS, "resampling")
 
 
 def _autocast(device: torch.device, mode: str):
@@ -147,16 +162,15 @@ def sliding_window_logits(
         raise ValueError(f"expected an image 'c z y x' (4D), got shape {tuple(image.shape)}")
     device = image.device
     shape = tuple(image.shape[1:])
-    padded, crop = pad_to_patch(
-        image.cpu().numpy() if device.type != "cpu" else image.numpy(), patch_size
-    )
-    data = torch.from_numpy(np.ascontiguousarray(padded)).to(device)
+    data, crop = pad_to_patch(image, patch_size)
     pshape = tuple(data.shape[1:])
     starts = window_starts(pshape, patch_size, config.step)
     n_total = len(starts)
     if config.skip_empty and body_mask is not None:
-        if body_mask.shape != shape:
-            raise ValueError(f"body_mask must have the image shape {shape}, got {body_mask.shape}")
+        if tuple(body_mask.shape) != shape:
+            raise ValueError(
+                f"body_mask must have the image shape {shape}, got {tuple(body_mask.shape)}"
+            )
         mask, _ = pad_to_patch(body_mask[None], patch_size)
         starts = starts[windows_with_body(mask[0], starts, patch_size)]
     acc_dtype = torch.float16 if device.type == "cuda" else torch.float32
@@ -227,16 +241,21 @@ def logits_to_labels(
 
 
 def run_network_grid(
-    prepared: np.ndarray, segmenter: Segmenter, config: SlidingWindowConfig
+    prepared: np.ndarray | torch.Tensor, segmenter: Segmenter, config: SlidingWindowConfig
 ) -> tuple[np.ndarray, int, int]:
     """Labels ("z y x", uint8) of a preprocessed image on the network grid.
 
+    ``prepared`` may already be a tensor on the segmenter's device (then it
+    stays there: body mask and windows are computed on it).
     Returns the labels, the number of windows run and the number placed.
     """
     plan = segmenter.plan
-    image = torch.from_numpy(np.ascontiguousarray(prepared, dtype=np.float32))[None]
-    image = image.to(segmenter.device)
-    mask = otsu_body_mask(prepared) if config.skip_empty else None
+    if isinstance(prepared, torch.Tensor):
+        image = prepared.to(segmenter.device, torch.float32)[None]
+    else:
+        image = torch.from_numpy(np.ascontiguousarray(prepared, dtype=np.float32))[None]
+        image = image.to(segmenter.device)
+    mask = otsu_body_mask(image[0]) if config.skip_empty else None
     sigmoid = plan.head == "sigmoid" and plan.threshold != 0.5
     res = sliding_window_logits(
         image,
@@ -281,7 +300,12 @@ class SlidingWindowInferer(Inferer):
 
     def infer(self, volume: Volume, segmenter: Segmenter) -> Volume:
         check_single_channel(segmenter)
-        prepared = prepare(volume, segmenter.plan)
-        labels, n_run, n_total = run_network_grid(prepared.array, segmenter, self.config)
+        image, grid = resample_for_network(
+            normalize_for_plan(volume, segmenter.plan),
+            segmenter.plan.spacing,
+            self.config.resampling,
+            segmenter.device,
+        )
+        labels, n_run, n_total = run_network_grid(image, segmenter, self.config)
         self.last_stats_ = {"n_run": n_run, "n_total": n_total}
-        return labels_to_input_grid(prepared.with_array(labels), volume)
+        return labels_to_input_grid(grid.with_array(labels), volume)

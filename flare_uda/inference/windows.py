@@ -3,9 +3,8 @@
 Window placement and the gaussian importance map are nnU-Net's own
 (:func:`nnunetv2.inference.sliding_window_prediction.compute_steps_for_sliding_window`
 and ``compute_gaussian``), so that our windows and nnUNetPredictor's coincide.
-What is added here: a box-sum test that tells, for every window at once, whether
-it holds any body voxel (nnU-Net and MONAI run every window), and an Otsu body
-mask (SimpleITK's filter).
+What is added here: a test that tells which windows hold any body voxel
+(nnU-Net and MONAI run every window), and an Otsu body mask from one histogram.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import itertools
 from collections.abc import Sequence
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 from nnunetv2.inference.sliding_window_prediction import (
     compute_gaussian,
@@ -76,12 +74,14 @@ def window_weights(
     )
 
 
-def pad_to_patch(array: np.ndarray, patch_size: Sequence[int]) -> tuple[np.ndarray, tuple]:
-    """Pad ``"c z y x"`` symmetrically with zeros up to at least ``patch_size``.
+def pad_to_patch(
+    array: np.ndarray | torch.Tensor, patch_size: Sequence[int]
+) -> tuple[np.ndarray | torch.Tensor, tuple]:
+    """Pad ``"c z y x"`` symmetrically with zeros (False) up to at least ``patch_size``.
 
     Returns
     -------
-    padded : np.ndarray, "c z' y' x'"
+    padded : np.ndarray or torch.Tensor (as ``array``, same device), "c z' y' x'"
     crop : tuple of slice
         Slices (z, y, x) that recover the unpadded region from the padded one.
     """
@@ -91,42 +91,81 @@ def pad_to_patch(array: np.ndarray, patch_size: Sequence[int]) -> tuple[np.ndarr
     crop = tuple(slice(b, b + s) for b, s in zip(before, shape, strict=True))
     if not any(before) and not any(after):
         return array, crop
+    if isinstance(array, torch.Tensor):  # F.pad lists the last axis first
+        pads = [v for b, a in zip(before[::-1], after[::-1], strict=True) for v in (b, a)]
+        return torch.nn.functional.pad(array, pads), crop
     padded = np.pad(array, [(0, 0)] + list(zip(before, after, strict=True)), mode="constant")
     return padded, crop
 
 
-def otsu_body_mask(array: np.ndarray) -> np.ndarray:
+def otsu_body_mask(array: np.ndarray | torch.Tensor, bins: int = 256) -> np.ndarray | torch.Tensor:
     """Voxels above an Otsu threshold of ``array`` ("z y x"): the body, not the air.
 
     The threshold is the lower of two-class Otsu and the lowest threshold of
-    three-class Otsu (SimpleITK's filters), so that a bright organ class does
-    not push the air/body cut into the body (skipping must stay conservative).
-    A constant array has no body/air split; every voxel then counts as body.
+    three-class Otsu, so that a bright organ class does not push the air/body
+    cut into the body (skipping must stay conservative). A constant array has
+    no body/air split; every voxel then counts as body.
+
+    Written by hand (SimpleITK has both filters, but each rescans the whole
+    image on the CPU): both thresholds come from one ``bins``-bin histogram,
+    which ``torch.histc`` computes on whatever device ``array`` lives on.
+
+    Returns
+    -------
+    Boolean mask of the same kind as ``array`` (numpy array or tensor, same device).
     """
-    arr = np.asarray(array, dtype=np.float32)
-    if float(arr.max()) <= float(arr.min()):
-        return np.ones(arr.shape, dtype=bool)
-    image = sitk.GetImageFromArray(arr)
-    otsu = sitk.OtsuThresholdImageFilter()
-    otsu.SetInsideValue(0)
-    otsu.SetOutsideValue(1)
-    otsu.SetNumberOfHistogramBins(256)
-    otsu.Execute(image)
-    multi = sitk.OtsuMultipleThresholdsImageFilter()
-    multi.SetNumberOfThresholds(2)
-    multi.SetNumberOfHistogramBins(256)
-    multi.Execute(image)
-    return arr > min(otsu.GetThreshold(), *multi.GetThresholds())
+    is_tensor = isinstance(array, torch.Tensor)
+    x = array if is_tensor else torch.from_numpy(np.asarray(array, dtype=np.float32))
+    x = x.float()
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    if hi <= lo:
+        mask = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+    else:
+        hist = torch.histc(x, bins=bins, min=lo, max=hi).double().cpu().numpy()
+        cut = min(_otsu_two_class(hist), _otsu_three_class_low(hist))
+        # a bin's upper edge: every value of the lower class is <= it
+        mask = x > lo + (cut + 1) * (hi - lo) / bins
+    return mask if is_tensor else mask.numpy()
+
+
+def _otsu_two_class(hist: np.ndarray) -> int:
+    """Last bin of the lower class that maximises the between-class variance."""
+    p = hist / hist.sum()
+    w = np.cumsum(p)[:-1]
+    mu = np.cumsum(p * np.arange(len(p)))
+    m0 = mu[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * w - m0) ** 2 / (w * (1.0 - w))
+    return int(np.nanargmax(np.where(np.isfinite(between), between, -np.inf)))
+
+
+def _otsu_three_class_low(hist: np.ndarray) -> int:
+    """Last bin of the lowest class in the best three-class split (maximal sum of w * m^2)."""
+    p = hist / hist.sum()
+    w = np.cumsum(p)
+    mu = np.cumsum(p * np.arange(len(p)))
+    k1, k2 = np.meshgrid(np.arange(len(p)), np.arange(len(p)), indexing="ij")
+    valid = k1 < k2
+    w0, w1, w2 = w[k1], w[k2] - w[k1], 1.0 - w[k2]
+    m0, m1, m2 = mu[k1], mu[k2] - mu[k1], mu[-1] - mu[k2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = m0**2 / w0 + m1**2 / w1 + m2**2 / w2
+    score = np.where(valid & np.isfinite(score), score, -np.inf)
+    return int(np.unravel_index(np.argmax(score), score.shape)[0])
 
 
 def windows_with_body(
-    mask: np.ndarray, starts: np.ndarray, patch_size: Sequence[int]
+    mask: np.ndarray | torch.Tensor, starts: np.ndarray, patch_size: Sequence[int]
 ) -> np.ndarray:
-    """Which windows hold at least one ``mask`` voxel, via one summed-volume table.
+    """Which windows hold at least one ``mask`` voxel.
+
+    One ``any()`` per window box, on the mask's own device: for the tens of
+    windows of a volume this reads far less than a summed-volume table of the
+    whole mask would (0.74 s for a 92x525x525 mask on one CPU core).
 
     Parameters
     ----------
-    mask : np.ndarray of bool, "z y x"
+    mask : np.ndarray or torch.Tensor of bool, "z y x"
     starts : np.ndarray, "n 3"
     patch_size : 3 ints
 
@@ -134,17 +173,11 @@ def windows_with_body(
     -------
     np.ndarray of bool, "n"
     """
-    table = np.zeros(tuple(s + 1 for s in mask.shape), dtype=np.int64)
-    table[1:, 1:, 1:] = mask.astype(np.int64).cumsum(0).cumsum(1).cumsum(2)
-    a = starts
-    b = starts + np.asarray(patch_size)[None, :]
-    total = np.zeros(len(starts), dtype=np.int64)
-    # inclusion-exclusion over the 8 corners of each box
-    for corner in itertools.product((0, 1), repeat=3):
-        idx = tuple(np.where(c, b[:, i], a[:, i]) for i, c in enumerate(corner))
-        sign = (-1) ** (3 - sum(corner))
-        total += sign * table[idx]
-    return total > 0
+    pz, py, px = (int(p) for p in patch_size)
+    hits = [mask[z : z + pz, y : y + py, x : x + px].any() for z, y, x in np.asarray(starts)]
+    if isinstance(mask, torch.Tensor):
+        return torch.stack(hits).cpu().numpy() if hits else np.zeros(0, dtype=bool)
+    return np.array(hits, dtype=bool)
 
 
 def bounding_box(mask: np.ndarray, margin: Sequence[int] = (0, 0, 0)) -> tuple[slice, ...] | None:

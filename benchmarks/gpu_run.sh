@@ -44,7 +44,7 @@ T_INF=$(( $(left) - 10 ))
 echo "== 3 inference, ${T_INF} s"
 timeout $T_INF $PY benchmarks/bench_inference.py --device "$DEV" --scale ${INF_SCALE:-1} \
   --iterations ${INF_ITERS:-400} --optimizer adam --lr 0.01 --input-shape ${INF_SHAPE:-100 400 400} \
-  --methods ${INF_METHODS:-nnunet_mirror,nnunet_nomirror,monai,ours_plain,ours_roi,floor} \
+  --methods ${INF_METHODS:-nnunet_mirror,nnunet_nomirror,monai,ours_plain,ours_plain_torch,ours_roi_body_torch_s1.0,floor} \
   --work /tmp/bench_inf > "$OUT/bench_inference.txt" 2>&1
 echo "rc=$?"; grep "^|\|^input\|^{\|Error" "$OUT/bench_inference.txt" | tail -20
 ls -la "$OUT"; echo "total $(( $(date +%s) - START )) s"

@@ -70,3 +70,32 @@ def test_mdm_and_self_training_keys_split_the_pseudolabel_fields():
     assert a.mdm_key() == b.mdm_key()  # a new ensemble does not redo MDM
     assert a.self_training_key() != b.self_training_key()
     assert a.mdm_key() != PseudoLabelConfig(registrar="sitk").mdm_key()
+
+
+def test_inference_config_builds_its_inferer_and_validates():
+    from flare_uda.inference import CoarseToFineInferer, SlidingWindowInferer
+    from flare_uda.pipeline.config import InferenceConfig
+
+    plain = InferenceConfig().inferer()
+    assert isinstance(plain, SlidingWindowInferer) and plain.config.resampling == "nnunet"
+    roi = InferenceConfig(mode="roi", step=1.0, resampling="torch").inferer()
+    assert isinstance(roi, CoarseToFineInferer)
+    assert (roi.config.fine.step, roi.config.fine.resampling) == (1.0, "torch")
+    with pytest.raises(KeyError, match="inference mode"):
+        UDAConfig.from_dict({"inference": {"mode": "tiles"}})
+    with pytest.raises(KeyError, match="inference resampling"):
+        InferenceConfig(resampling="cubic")
+    with pytest.raises(ValueError, match=r"step must be in \(0, 1\]"):
+        InferenceConfig(step=0.0)
+
+
+def test_inference_cache_key_keeps_old_keys_for_defaults():
+    """Runs cached before ``mode``/``resampling`` were keyed keep their prediction stages."""
+    from flare_uda.pipeline.config import InferenceConfig
+
+    assert InferenceConfig(step=0.5).cache_key() == {"step": 0.5}
+    assert InferenceConfig(mode="roi", resampling="torch").cache_key() == {
+        "step": 0.5,
+        "mode": "roi",
+        "resampling": "torch",
+    }

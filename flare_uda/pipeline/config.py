@@ -20,6 +20,8 @@ from flare_uda._atomic import write_text
 from flare_uda.registry import unknown_name_error
 
 ABLATION_SETTINGS = ("only_ct", "cyclegan", "asit", "asit_mdm", "asit_mdm_plf", "oracle")
+INFERENCE_MODES = ("plain", "roi")
+RESAMPLINGS = ("nnunet", "torch")
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,55 @@ class PseudoLabelConfig:
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """Stage 4 inference: plain sliding window or coarse-to-fine ROI."""
+    """Stage 4 inference: plain sliding window or coarse-to-fine ROI.
+
+    Parameters
+    ----------
+    mode : {"plain", "roi"}
+        :class:`~flare_uda.inference.SlidingWindowInferer` or
+        :class:`~flare_uda.inference.CoarseToFineInferer`.
+    step : float
+        Window step as a fraction of the patch, in (0, 1].
+    resampling : {"nnunet", "torch"}
+        How images reach the network's spacing (see
+        :class:`~flare_uda.inference.SlidingWindowConfig`).
+    """
 
     mode: str = "plain"
     step: float = 0.5
+    resampling: str = "nnunet"
+
+    def __post_init__(self) -> None:
+        if self.mode not in INFERENCE_MODES:
+            raise unknown_name_error("inference mode", self.mode, list(INFERENCE_MODES))
+        if self.resampling not in RESAMPLINGS:
+            raise unknown_name_error("inference resampling", self.resampling, list(RESAMPLINGS))
+        if not 0.0 < float(self.step) <= 1.0:
+            raise ValueError(f"inference.step must be in (0, 1], got {self.step}")
+
+    def inferer(self):
+        """The configured :class:`~flare_uda.inference.Inferer`."""
+        from flare_uda.inference import (
+            CoarseToFineConfig,
+            CoarseToFineInferer,
+            SlidingWindowConfig,
+            SlidingWindowInferer,
+        )
+
+        fine = SlidingWindowConfig(step=self.step, resampling=self.resampling)
+        if self.mode == "roi":
+            return CoarseToFineInferer(CoarseToFineConfig(fine=fine))
+        return SlidingWindowInferer(fine)
+
+    def cache_key(self) -> dict:
+        """What prediction stages are keyed by: the step, plus mode and resampling
+        when not the defaults (so caches written before those fields existed stay valid)."""
+        key: dict = {"step": self.step}
+        if self.mode != "plain":
+            key["mode"] = self.mode
+        if self.resampling != "nnunet":
+            key["resampling"] = self.resampling
+        return key
 
 
 @dataclass(frozen=True)

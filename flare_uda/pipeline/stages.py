@@ -14,8 +14,8 @@ from dataclasses import replace
 from flare_uda.data.datasets import read_dataset, write_dataset
 from flare_uda.data.io import read_label, write_volume
 from flare_uda.executor import Executor, get_executor
-from flare_uda.inference import SlidingWindowConfig, SlidingWindowInferer
 from flare_uda.pipeline.cache import Stage
+from flare_uda.pipeline.config import InferenceConfig
 from flare_uda.segmentation import NetworkSegmenter, train_segmenter
 from flare_uda.translation import Translator
 from flare_uda.volume import Case, Volume
@@ -80,14 +80,19 @@ class Predictor:
     (e.g. ASIT's anatomy space); ``None`` keeps the image.
     """
 
-    def __init__(self, space: Callable[[Volume], Volume] | None = None, step: float = 0.5) -> None:
+    def __init__(
+        self,
+        space: Callable[[Volume], Volume] | None = None,
+        inference: InferenceConfig | None = None,
+    ) -> None:
+        if inference is not None and not isinstance(inference, InferenceConfig):
+            raise TypeError(f"expected an InferenceConfig, got {type(inference).__name__}")
         self.space = space
-        self.step = step
+        self.inference = inference or InferenceConfig()
 
     def __call__(self, segmenter: NetworkSegmenter, case: Case) -> Volume:
         image = self.space(case.image) if self.space is not None else case.image
-        inferer = SlidingWindowInferer(SlidingWindowConfig(step=self.step))
-        return inferer(image, segmenter)
+        return self.inference.inferer()(image, segmenter)
 
 
 def predict(

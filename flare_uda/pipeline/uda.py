@@ -107,7 +107,8 @@ class UDAPipeline:
 
     def _predict(self, name, segmenter, cases, upstream, predictor) -> dict[str, Volume]:
         ids = sorted(c.case_id for c in cases)
-        stage = self.cache.stage(f"predict_{name}", {"ids": ids, "step": predictor.step}, upstream)
+        key = {"ids": ids, **predictor.inference.cache_key()}
+        stage = self.cache.stage(f"predict_{name}", key, upstream)
         return stages.predict(stage, segmenter, cases, predictor)
 
     # --------------------------------------------------------------- stages
@@ -160,7 +161,7 @@ class UDAPipeline:
                 continue
             translator, fake, t_stage = self.translate(setting, ct, unlabelled)
             model, m_stage = self._train(setting, fake, (t_stage,), seg)
-            predictor = stages.Predictor(translator.to_space, self.config.inference.step)
+            predictor = stages.Predictor(translator.to_space, self.config.inference)
             if setting in wanted:
                 result.predictions[setting] = self._predict(
                     setting, model, mr_test, (m_stage,), predictor
@@ -184,7 +185,7 @@ class UDAPipeline:
                 model,
                 mr_test,
                 (m_stage,),
-                stages.Predictor(None, self.config.inference.step),
+                stages.Predictor(None, self.config.inference),
             )
         refs = {c.case_id: c.label for c in mr_test}
         # Score only organs every test label annotates (partial real labels, e.g. CHAOS).
@@ -226,7 +227,7 @@ class UDAPipeline:
         if not mdm_stage.done:
             mdm_stage.mark_done(notes)
         result.notes["mdm"] = mdm_stage.info()
-        image_space = stages.Predictor(None, self.config.inference.step)
+        image_space = stages.Predictor(None, self.config.inference)
         mdm_model, mdm_model_stage = self._train(
             "asit_mdm", usable(mdm_cases, "MDM"), (mdm_stage,), self.config.segmentation
         )

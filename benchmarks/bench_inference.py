@@ -170,9 +170,14 @@ def run_method(
     seg = NetworkSegmenter.load(model, device=device)
     seg.network.decoder.deep_supervision = False
     image = read_volume(image_path)
-    if device == "cuda":  # CUDA context and kernels loaded before the clock starts, for all
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16):
-            seg.network(torch.zeros((2, 1, *seg.plan.patch_size), device=device))
+    # Before the clock starts, for every method: one forward pass per batch size
+    # the methods use (nnU-Net 1, the others 2), so that the CUDA context and
+    # kernels, or oneDNN's CPU primitives, are ready (the floor is timed warm too).
+    amp = torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda")
+    with torch.inference_mode(), amp:
+        for batch in (1, 2):
+            seg.network(torch.zeros((batch, 1, *seg.plan.patch_size), device=device))
+    if device == "cuda":
         torch.cuda.synchronize()
         report = measure(lambda: _run(name, seg, image, device))
         labels, n_windows, forward_s = report.result

@@ -38,7 +38,7 @@ def inputs(tmp_path):
     return folder
 
 
-@pytest.mark.parametrize("resampling", ["nnunet", "torch"])
+@pytest.mark.parametrize("resampling", ["auto", "torch"])
 @pytest.mark.parametrize("mode", ["plain", "roi"])
 def test_predict_round_trip(model_dir, inputs, tmp_path, mode, resampling):
     out = tmp_path / f"pred_{mode}_{resampling}"

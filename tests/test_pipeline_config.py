@@ -77,7 +77,7 @@ def test_inference_config_builds_its_inferer_and_validates():
     from flare_uda.pipeline.config import InferenceConfig
 
     plain = InferenceConfig().inferer()
-    assert isinstance(plain, SlidingWindowInferer) and plain.config.resampling == "nnunet"
+    assert isinstance(plain, SlidingWindowInferer) and plain.config.resampling == "auto"
     roi = InferenceConfig(mode="roi", step=1.0, resampling="torch").inferer()
     assert isinstance(roi, CoarseToFineInferer)
     assert (roi.config.fine.step, roi.config.fine.resampling) == (1.0, "torch")

@@ -116,3 +116,16 @@ def test_roi_inferer_torch_resampling_agrees(source):
     ]
     assert outs[1].same_geometry(vol)
     assert (outs[0].array == outs[1].array).mean() > 0.99
+
+
+def test_auto_resampling_is_nnunets_on_cpu():
+    from flare_uda.inference.grid import resample_for_network
+
+    vol = blob_volume(spacing=(2.5, 0.9, 0.7))
+    image, grid = resample_for_network(vol, (2.0, 1.0, 1.0), "auto", "cpu")
+    ref, ref_grid = resample_for_network(vol, (2.0, 1.0, 1.0), "nnunet", "cpu")
+    assert isinstance(image, np.ndarray)
+    np.testing.assert_array_equal(image, ref)
+    assert grid.same_geometry(ref_grid)
+    with pytest.raises(ValueError, match="'auto', 'nnunet' or 'torch'"):
+        resample_for_network(vol, (2.0, 1.0, 1.0), "cubic")

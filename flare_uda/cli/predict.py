@@ -60,7 +60,7 @@ def build_inferer(
     skip_empty: bool,
     mirroring: bool,
     batch: int,
-    resampling: str = "nnunet",
+    resampling: str = "auto",
 ):
     """The inferer for ``--mode`` with the window settings of the command line."""
     from flare_uda.inference import (
@@ -125,10 +125,11 @@ def build_inferer(
 @click.option("--batch", type=int, default=2, show_default=True, help="Windows per network call.")
 @click.option(
     "--resampling",
-    type=click.Choice(["nnunet", "torch"]),
-    default="nnunet",
+    type=click.Choice(["auto", "nnunet", "torch"]),
+    default="auto",
     show_default=True,
-    help="To the network's spacing: nnU-Net's spline (CPU) or torch kernels on --device.",
+    help="To the network's spacing: nnU-Net's spline (CPU) or torch kernels on --device; "
+    "auto: torch on CUDA, else nnunet.",
 )
 @click.option("--fold", default="0", show_default=True, help="nnU-Net fold (or 'all').")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")

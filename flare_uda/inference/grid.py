@@ -40,21 +40,24 @@ def resample_image(image: Volume, spacing: Sequence[float]) -> Volume:
 
 
 def resample_for_network(
-    image: Volume, spacing: Sequence[float], resampling: str = "nnunet", device="cpu"
+    image: Volume, spacing: Sequence[float], resampling: str = "auto", device="cpu"
 ) -> tuple[np.ndarray | torch.Tensor, Volume]:
     """``image`` on the network grid at ``spacing``, by ``resampling``.
 
     ``"nnunet"``: nnU-Net's resampler on the CPU, returns a numpy array;
     ``"torch"``: :func:`~flare_uda.data.torch_resampling.resample_image_torch`,
-    returns a tensor on ``device``. Both land on the same grid, returned as a
-    Volume (use its geometry; with ``"torch"`` its array is a placeholder).
+    returns a tensor on ``device``; ``"auto"``: ``"torch"`` on CUDA, else
+    ``"nnunet"``. Both land on the same grid, returned as a Volume (use its
+    geometry; with ``"torch"`` its array is a placeholder).
     """
+    if resampling == "auto":
+        resampling = "torch" if torch.device(device).type == "cuda" else "nnunet"
     if resampling == "torch":
         from flare_uda.data.torch_resampling import resample_image_torch
 
         return resample_image_torch(image, spacing, device)
     if resampling != "nnunet":
-        raise ValueError(f"resampling must be 'nnunet' or 'torch', got {resampling!r}")
+        raise ValueError(f"resampling must be 'auto', 'nnunet' or 'torch', got {resampling!r}")
     grid = resample_image(image, spacing)
     return grid.array, grid
 

@@ -41,7 +41,7 @@ from flare_uda.segmentation.base import HEADS, Segmenter
 from flare_uda.volume import Volume
 
 AUTOCASTS = ("auto", "off", "fp16", "bf16")
-RESAMPLINGS = ("nnunet", "torch")
+RESAMPLINGS = ("auto", "nnunet", "torch")
 MIRROR_AXES = ((2,), (3,), (4,), (2, 3), (2, 4), (3, 4), (2, 3, 4))
 
 
@@ -67,14 +67,15 @@ class SlidingWindowConfig:
         ``"auto"``: fp16 on CUDA, off on CPU.
     progress : bool
         tqdm bar over window batches.
-    resampling : {"nnunet", "torch"}
+    resampling : {"auto", "nnunet", "torch"}
         How the image reaches the network's spacing. ``"nnunet"``: nnU-Net's
         own resampler (cubic spline, on the CPU; exact parity with
         nnUNetPredictor's input). ``"torch"``: the same grid and separate-z
         rule with torch kernels (bicubic / trilinear) on the segmenter's
         device, so on a GPU nothing but the label map crosses to the CPU
         (:mod:`flare_uda.data.torch_resampling`; speed and label agreement
-        in docs/benchmarks.md).
+        in docs/benchmarks.md). ``"auto"``: ``"torch"`` when the segmenter
+        runs on CUDA, else ``"nnunet"``.
     """
 
     step: float = 0.5
@@ -84,7 +85,7 @@ class SlidingWindowConfig:
     mirroring: bool = False
     autocast: str = "auto"
     progress: bool = False
-    resampling: str = "nnunet"
+    resampling: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 < float(self.step) <= 1.0:

@@ -21,7 +21,7 @@ from flare_uda.registry import unknown_name_error
 
 ABLATION_SETTINGS = ("only_ct", "cyclegan", "asit", "asit_mdm", "asit_mdm_plf", "oracle")
 INFERENCE_MODES = ("plain", "roi")
-RESAMPLINGS = ("nnunet", "torch")
+RESAMPLINGS = ("auto", "nnunet", "torch")
 
 
 @dataclass(frozen=True)
@@ -157,14 +157,14 @@ class InferenceConfig:
         :class:`~flare_uda.inference.CoarseToFineInferer`.
     step : float
         Window step as a fraction of the patch, in (0, 1].
-    resampling : {"nnunet", "torch"}
+    resampling : {"auto", "nnunet", "torch"}
         How images reach the network's spacing (see
         :class:`~flare_uda.inference.SlidingWindowConfig`).
     """
 
     mode: str = "plain"
     step: float = 0.5
-    resampling: str = "nnunet"
+    resampling: str = "auto"
 
     def __post_init__(self) -> None:
         if self.mode not in INFERENCE_MODES:
@@ -194,7 +194,7 @@ class InferenceConfig:
         key: dict = {"step": self.step}
         if self.mode != "plain":
             key["mode"] = self.mode
-        if self.resampling != "nnunet":
+        if self.resampling != "auto":
             key["resampling"] = self.resampling
         return key
 

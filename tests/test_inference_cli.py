@@ -39,9 +39,9 @@ def inputs(tmp_path):
 
 
 @pytest.mark.parametrize("resampling", ["auto", "torch"])
-@pytest.mark.parametrize("mode", ["plain", "roi"])
-def test_predict_round_trip(model_dir, inputs, tmp_path, mode, resampling):
-    out = tmp_path / f"pred_{mode}_{resampling}"
+@pytest.mark.parametrize("mode, source", [("plain", "organs"), ("roi", "organs"), ("roi", "body")])
+def test_predict_round_trip(model_dir, inputs, tmp_path, mode, source, resampling):
+    out = tmp_path / f"pred_{mode}_{source}_{resampling}"
     res = CliRunner().invoke(
         main,
         [
@@ -58,6 +58,8 @@ def test_predict_round_trip(model_dir, inputs, tmp_path, mode, resampling):
             "0.75",
             "--resampling",
             resampling,
+            "--roi-source",
+            source,
         ],
     )
     assert res.exit_code == 0, res.output
@@ -65,8 +67,10 @@ def test_predict_round_trip(model_dir, inputs, tmp_path, mode, resampling):
     seg = NetworkSegmenter.load(model_dir)
     from flare_uda.cli.predict import build_inferer
 
-    inferer = build_inferer(mode, 0.75, True, False, 2, resampling)
+    inferer = build_inferer(mode, 0.75, True, False, 2, resampling, source)
     assert isinstance(inferer, CoarseToFineInferer if mode == "roi" else SlidingWindowInferer)
+    if mode == "roi":
+        assert inferer.config.roi_source == source
     for name, src in (("a", "a_0000.nii.gz"), ("b", "b.mha")):
         image = read_volume(inputs / src)
         label = read_label(out / f"{name}.nii.gz")

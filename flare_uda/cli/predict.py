@@ -61,6 +61,7 @@ def build_inferer(
     mirroring: bool,
     batch: int,
     resampling: str = "auto",
+    roi_source: str = "organs",
 ):
     """The inferer for ``--mode`` with the window settings of the command line."""
     from flare_uda.inference import (
@@ -78,7 +79,7 @@ def build_inferer(
         resampling=resampling,
     )
     if mode == "roi":
-        return CoarseToFineInferer(CoarseToFineConfig(fine=fine))
+        return CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=roi_source))
     return SlidingWindowInferer(fine)
 
 
@@ -114,6 +115,13 @@ def build_inferer(
     help="plain: sliding window over the scan; roi: coarse pass, then fine ROI only.",
 )
 @click.option(
+    "--roi-source",
+    type=click.Choice(["organs", "body"]),
+    default="organs",
+    show_default=True,
+    help="With --mode roi: the box of a coarse organ pass, or the body (Otsu) box.",
+)
+@click.option(
     "--step",
     type=float,
     default=0.5,
@@ -134,7 +142,18 @@ def build_inferer(
 @click.option("--fold", default="0", show_default=True, help="nnU-Net fold (or 'all').")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 def command(
-    model_dir, input_path, out_dir, mode, step, no_skip, mirroring, batch, resampling, fold, device
+    model_dir,
+    input_path,
+    out_dir,
+    mode,
+    roi_source,
+    step,
+    no_skip,
+    mirroring,
+    batch,
+    resampling,
+    fold,
+    device,
 ):
     """Segment MRI/CT volumes; labels are written on each input's own grid."""
     from flare_uda._atomic import require_not_input
@@ -142,7 +161,7 @@ def command(
 
     try:
         require_not_input(out_dir, input_path, model_dir)
-        inferer = build_inferer(mode, step, not no_skip, mirroring, batch, resampling)
+        inferer = build_inferer(mode, step, not no_skip, mirroring, batch, resampling, roi_source)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     files = input_files(input_path)

@@ -143,19 +143,19 @@ def test_sigmoid_plan_end_to_end():
 
 
 def test_labels_not_logits_are_resampled(monkeypatch):
-    import flare_uda.data.preprocess as pre
+    import flare_uda.inference.sliding_window as sw
 
     seen = []
-    real = pre.resample_to_reference
+    real = sw.labels_to_input_grid
 
-    def spy(volume, reference, is_label=True):
-        seen.append((volume.array.dtype, volume.array.ndim, is_label))
-        return real(volume, reference, is_label=is_label)
+    def spy(labels, reference):
+        seen.append((labels.array.dtype, labels.array.ndim))
+        return real(labels, reference)
 
-    monkeypatch.setattr(pre, "resample_to_reference", spy)
+    monkeypatch.setattr(sw, "labels_to_input_grid", spy)
     vol = blob_volume(spacing=(3.0, 0.8, 0.8))
     SlidingWindowInferer()(vol, ModuleSegmenter(plan(), threshold_net()))
-    assert seen == [(np.dtype(np.uint8), 3, True)]
+    assert seen == [(np.dtype(np.uint8), 3)]
 
 
 def test_registry_and_errors():

@@ -84,14 +84,51 @@ def labels_to_input_grid(labels: Volume, reference: Volume) -> Volume:
     Volume of uint8 with exactly ``reference``'s geometry.
     """
     if labels.same_geometry(reference):
-        out = labels
+        array = labels.array
+    elif _same_orthonormal_direction(labels, reference):
+        array = _nearest_same_direction(labels, reference)
     else:
         from flare_uda.data.preprocess import resample_to_reference
 
-        out = resample_to_reference(labels, reference, is_label=True)
-    array = np.asarray(out.array).astype(np.uint8, copy=False)
+        array = resample_to_reference(labels, reference, is_label=True).array
+    array = np.asarray(array).astype(np.uint8, copy=False)
     # the geometry is the reference's, bit for bit (resamplers may round origin/spacing)
     return reference.with_array(array)
+
+
+def _same_orthonormal_direction(a: Volume, b: Volume) -> bool:
+    d = a.direction
+    return bool(
+        np.allclose(d, b.direction, atol=1e-6) and np.allclose(d.T @ d, np.eye(3), atol=1e-6)
+    )
+
+
+def _nearest_same_direction(labels: Volume, reference: Volume) -> np.ndarray:
+    """Nearest-neighbour labels on ``reference``'s grid when both grids share a direction.
+
+    The mapping is then separable: along each axis, reference voxel ``i`` sits
+    at continuous index ``a + i * b`` of ``labels``; its value is the voxel
+    ``floor(a + i * b + 0.5)`` (ITK's rounding), 0 outside. Written by hand
+    because SimpleITK's ResampleImageFilter maps every output voxel through
+    the full transform: on a 100x400x400 output it took 0.43 s here against
+    0.05 s for three index vectors and one ``np.ix_`` gather, with identical
+    labels (tested against SimpleITK) except at exact ties, where a reference
+    voxel centre lies halfway between two label voxels and float rounding
+    picks either neighbour.
+    """
+    offset = reference.direction.T @ (np.asarray(reference.origin) - np.asarray(labels.origin))
+    index, inside = [], []
+    for axis, (n_ref, n_src) in enumerate(zip(reference.shape, labels.shape, strict=True)):
+        step = reference.spacing[axis] / labels.spacing[axis]
+        pos = offset[axis] / labels.spacing[axis] + np.arange(n_ref) * step
+        i = np.floor(pos + 0.5).astype(np.int64)
+        inside.append((i >= 0) & (i < n_src))
+        index.append(np.clip(i, 0, n_src - 1))
+    out = np.asarray(labels.array)[np.ix_(*index)]
+    for axis, ok in enumerate(inside):
+        if not ok.all():
+            out[(slice(None),) * axis + (~ok,)] = 0
+    return out
 
 
 def crop_volume(volume: Volume, box: Sequence[slice]) -> Volume:

@@ -64,12 +64,7 @@ def build_inferer(
     roi_source: str = "organs",
 ):
     """The inferer for ``--mode`` with the window settings of the command line."""
-    from flare_uda.inference import (
-        CoarseToFineConfig,
-        CoarseToFineInferer,
-        SlidingWindowConfig,
-        SlidingWindowInferer,
-    )
+    from flare_uda.inference import SlidingWindowConfig, make_inferer
 
     fine = SlidingWindowConfig(
         step=step,
@@ -78,9 +73,7 @@ def build_inferer(
         sw_batch_size=batch,
         resampling=resampling,
     )
-    if mode == "roi":
-        return CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=roi_source))
-    return SlidingWindowInferer(fine)
+    return make_inferer(mode, fine, roi_source)
 
 
 @click.command(name="predict")

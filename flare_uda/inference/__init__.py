@@ -13,7 +13,24 @@ from flare_uda.inference.sliding_window import (
     sliding_window_logits,
 )
 
+INFERENCE_MODES = ("plain", "roi")
+
+
+def make_inferer(
+    mode: str, fine: SlidingWindowConfig | None = None, roi_source: str = "organs"
+) -> Inferer:
+    """``"plain"``: :class:`SlidingWindowInferer`; ``"roi"``: :class:`CoarseToFineInferer`
+    with ``fine`` as its window settings and ``roi_source`` ("organs" or "body")."""
+    fine = fine or SlidingWindowConfig()
+    if mode == "roi":
+        return CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=roi_source))
+    if mode != "plain":
+        raise ValueError(f"inference mode must be one of {list(INFERENCE_MODES)}, got {mode!r}")
+    return SlidingWindowInferer(fine)
+
+
 __all__ = [
+    "INFERENCE_MODES",
     "CoarseToFineConfig",
     "CoarseToFineInferer",
     "INFERERS",
@@ -21,5 +38,6 @@ __all__ = [
     "SlidingWindowConfig",
     "SlidingWindowInferer",
     "logits_to_labels",
+    "make_inferer",
     "sliding_window_logits",
 ]

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from flare_uda._validation import require_choice
 from flare_uda.inference.base import INFERERS, Inferer
 from flare_uda.inference.grid import (
+    RESAMPLINGS,
     labels_to_input_grid,
     normalize_for_plan,
     resample_for_network,
@@ -41,7 +42,6 @@ from flare_uda.segmentation.base import HEADS, Segmenter
 from flare_uda.volume import Volume
 
 AUTOCASTS = ("auto", "off", "fp16", "bf16")
-RESAMPLINGS = ("auto", "nnunet", "torch")
 MIRROR_AXES = ((2,), (3,), (4,), (2, 3), (2, 4), (3, 4), (2, 3, 4))
 
 

@@ -20,8 +20,6 @@ from flare_uda._atomic import write_text
 from flare_uda.registry import unknown_name_error
 
 ABLATION_SETTINGS = ("only_ct", "cyclegan", "asit", "asit_mdm", "asit_mdm_plf", "oracle")
-INFERENCE_MODES = ("plain", "roi")
-RESAMPLINGS = ("auto", "nnunet", "torch")
 
 
 @dataclass(frozen=True)
@@ -167,6 +165,9 @@ class InferenceConfig:
     resampling: str = "auto"
 
     def __post_init__(self) -> None:
+        from flare_uda.inference import INFERENCE_MODES
+        from flare_uda.inference.grid import RESAMPLINGS
+
         if self.mode not in INFERENCE_MODES:
             raise unknown_name_error("inference mode", self.mode, list(INFERENCE_MODES))
         if self.resampling not in RESAMPLINGS:
@@ -176,17 +177,11 @@ class InferenceConfig:
 
     def inferer(self):
         """The configured :class:`~flare_uda.inference.Inferer`."""
-        from flare_uda.inference import (
-            CoarseToFineConfig,
-            CoarseToFineInferer,
-            SlidingWindowConfig,
-            SlidingWindowInferer,
-        )
+        from flare_uda.inference import SlidingWindowConfig, make_inferer
 
-        fine = SlidingWindowConfig(step=self.step, resampling=self.resampling)
-        if self.mode == "roi":
-            return CoarseToFineInferer(CoarseToFineConfig(fine=fine))
-        return SlidingWindowInferer(fine)
+        return make_inferer(
+            self.mode, SlidingWindowConfig(step=self.step, resampling=self.resampling)
+        )
 
     def cache_key(self) -> dict:
         """What prediction stages are keyed by: the step, plus mode and resampling

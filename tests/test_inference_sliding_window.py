@@ -142,20 +142,23 @@ def test_sigmoid_plan_end_to_end():
     np.testing.assert_array_equal(out.array, expected)
 
 
-def test_labels_not_logits_are_resampled(monkeypatch):
-    import flare_uda.inference.sliding_window as sw
+@pytest.mark.parametrize("resampling", ["nnunet", "torch"])
+def test_labels_not_logits_are_resampled(monkeypatch, resampling):
+    import flare_uda.inference.network_input as ni
 
     seen = []
-    real = sw.labels_to_input_grid
+    real = ni.labels_to_grid_array
 
-    def spy(labels, reference):
-        seen.append((labels.array.dtype, labels.array.ndim))
-        return real(labels, reference)
+    def spy(array, grid, reference):
+        seen.append((array.dtype, array.ndim))
+        return real(array, grid, reference)
 
-    monkeypatch.setattr(sw, "labels_to_input_grid", spy)
+    monkeypatch.setattr(ni, "labels_to_grid_array", spy)
     vol = blob_volume(spacing=(3.0, 0.8, 0.8))
-    SlidingWindowInferer()(vol, ModuleSegmenter(plan(), threshold_net()))
-    assert seen == [(np.dtype(np.uint8), 3)]
+    config = SlidingWindowConfig(resampling=resampling)
+    SlidingWindowInferer(config)(vol, ModuleSegmenter(plan(), threshold_net()))
+    uint8 = torch.uint8 if resampling == "torch" else np.dtype(np.uint8)
+    assert seen == [(uint8, 3)]
 
 
 def test_registry_and_errors():

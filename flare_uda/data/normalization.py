@@ -117,3 +117,49 @@ def normalize(
     if mask is not None:
         out[~mask] = 0.0
     return out
+
+
+def normalize_tensor(x, scheme: str, stats: dict | None = None):
+    """:func:`normalize` for a torch tensor, computed where the tensor lives.
+
+    Written by hand because nnU-Net's normalisation classes take numpy arrays
+    only: on a GPU the image would have to cross to the CPU and back for two
+    passes of arithmetic. The formulas are nnU-Net's (``"ct"``: clip to the
+    dataset percentiles, subtract the mean, divide by ``max(std, 1e-8)``;
+    ``"zscore"``: the image's own mean and population std), in float32; the
+    result matches :func:`normalize` up to float32 summation order (tested).
+    Masks and the percentile clip are :func:`normalize`'s only.
+
+    Parameters
+    ----------
+    x : torch.Tensor, any shape
+        Image intensities (any real dtype); must be finite.
+    scheme : {"ct", "zscore", "none"}
+    stats : dict, optional
+        Required by ``"ct"`` (as for :func:`normalize`).
+
+    Returns
+    -------
+    torch.Tensor, float32, same shape and device (a new tensor).
+    """
+    import torch
+
+    require_choice(scheme, SCHEMES, "normalisation scheme")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(x).__name__} (use normalize)")
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"expected real intensities, got a {x.dtype} tensor")
+    image = x.to(torch.float32, copy=True)
+    if not bool(torch.isfinite(image).all()):
+        n_nan, n_inf = int(torch.isnan(image).sum()), int(torch.isinf(image).sum())
+        raise ValueError(
+            f"image to normalise must hold finite values, got {n_nan} NaN and {n_inf} inf voxels"
+        )
+    if scheme == "none":
+        return image
+    if scheme == "ct":
+        values = _check_stats(stats)
+        image.clamp_(values["percentile_00_5"], values["percentile_99_5"])
+        return image.sub_(values["mean"]).div_(max(values["std"], 1e-8))
+    std, mean = torch.std_mean(image, correction=0)
+    return image.sub_(mean).div_(std.clamp_min(1e-8))

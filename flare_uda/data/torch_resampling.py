@@ -39,16 +39,22 @@ def resample_image_torch(
     image: Volume,
     spacing: Sequence[float] | float,
     device: torch.device | str = "cpu",
+    data: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, Volume]:
     """``image`` at ``spacing``, as a float32 tensor on ``device``.
 
     Parameters
     ----------
     image : Volume
-        Image, array "z y x" (any real dtype).
+        Image, array "z y x" (any real dtype); with ``data``, only its
+        geometry is used.
     spacing : 3 floats or float
         Target spacing (z, y, x) mm.
     device : torch.device or str
+        Ignored with ``data`` (the result stays on ``data``'s device).
+    data : torch.Tensor, "z y x", optional
+        The image's values already as a tensor (e.g. normalised on the GPU);
+        its shape must be ``image.shape``.
 
     Returns
     -------
@@ -61,19 +67,32 @@ def resample_image_torch(
     """
     if not isinstance(image, Volume):
         raise TypeError(f"image must be a Volume, got {type(image).__name__}")
-    if np.issubdtype(image.array.dtype, np.integer) or image.array.dtype == bool:
-        raise TypeError(
-            f"resample_image_torch resamples images; got a {image.array.dtype} array "
-            "(resample label maps with resample_volume(..., is_label=True))"
-        )
+    if data is None:
+        if np.issubdtype(image.array.dtype, np.integer) or image.array.dtype == bool:
+            raise TypeError(
+                f"resample_image_torch resamples images; got a {image.array.dtype} array "
+                "(resample label maps with resample_volume(..., is_label=True))"
+            )
+        x = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32)).to(device)
+    elif not isinstance(data, torch.Tensor) or not data.is_floating_point():
+        raise TypeError(f"data must be a floating-point torch.Tensor, got {_describe(data)}")
+    elif tuple(data.shape) != image.shape:
+        raise ValueError(f"data must have the image's shape {image.shape}, got {tuple(data.shape)}")
+    else:
+        x = data.float()
     target = as_triplet(spacing, "target spacing", positive=True)
     shape, new_spacing, origin = resampled_geometry(image, target)
-    x = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32)).to(device)
     if shape != image.shape:
         axis = separate_z_axis(image.spacing, target)
         x = _interpolate(x, shape, axis)
     placeholder = np.broadcast_to(np.zeros((), dtype=np.uint8), shape)
     return x, Volume(placeholder, new_spacing, origin, image.direction.copy())
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor"
+    return type(value).__name__
 
 
 def _interpolate(x: torch.Tensor, shape: tuple[int, int, int], axis: int | None) -> torch.Tensor:

@@ -13,16 +13,12 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from flare_uda._validation import as_triplet, require_choice
 from flare_uda.inference.base import INFERERS, Inferer
-from flare_uda.inference.grid import (
-    box_to_grid,
-    crop_volume,
-    labels_to_input_grid,
-    normalize_for_plan,
-    resample_for_network,
-)
+from flare_uda.inference.grid import box_to_grid, resolve_resampling
+from flare_uda.inference.network_input import to_network_grid, upload
 from flare_uda.inference.sliding_window import (
     SlidingWindowConfig,
     check_single_channel,
@@ -121,8 +117,14 @@ class CoarseToFineInferer(Inferer):
         self.config = config or CoarseToFineConfig()
         self.coarse_segmenter = coarse_segmenter
 
-    def find_roi(self, volume: Volume, segmenter: Segmenter) -> tuple[tuple[slice, ...], dict]:
-        """The ROI on ``volume``'s grid (margin included) and how it was found."""
+    def find_roi(
+        self, volume: Volume, segmenter: Segmenter, data: torch.Tensor | None = None
+    ) -> tuple[tuple[slice, ...], dict]:
+        """The ROI on ``volume``'s grid (margin included) and how it was found.
+
+        ``data``: ``volume``'s raw values already on the segmenter's device
+        (the ``"torch"`` path), used for the body mask and the coarse pass.
+        """
         cfg = self.config
         margin = _margin_voxels(volume, cfg.margin_mm)
         stats = {"n_coarse": 0, "source": cfg.roi_source}
@@ -135,8 +137,10 @@ class CoarseToFineInferer(Inferer):
                 if self.coarse_segmenter is not None
                 else tuple(s * f for s, f in zip(plan.spacing, cfg.coarse_factor, strict=True))
             )
-            image, coarse = resample_for_network(
-                normalize_for_plan(volume, plan), spacing, cfg.fine.resampling, coarse_seg.device
+            mode = resolve_resampling(cfg.fine.resampling, coarse_seg.device)
+            same_device = data is not None and data.device == torch.device(coarse_seg.device)
+            coarse = to_network_grid(
+                volume, plan, spacing, mode, coarse_seg.device, data=data if same_device else None
             )
             coarse_cfg = SlidingWindowConfig(
                 step=cfg.coarse_step,
@@ -144,30 +148,28 @@ class CoarseToFineInferer(Inferer):
                 sw_batch_size=cfg.fine.sw_batch_size,
                 autocast=cfg.fine.autocast,
             )
-            labels, n_run, _ = run_network_grid(image, coarse_seg, coarse_cfg)
+            labels, n_run, _ = run_network_grid(coarse.image, coarse_seg, coarse_cfg)
             stats["n_coarse"] = n_run
             box = bounding_box(labels > 0)
             if box is not None:
-                return _grow(box_to_grid(box, coarse, volume), margin, volume.shape), stats
+                return _grow(box_to_grid(box, coarse.grid, volume), margin, volume.shape), stats
             if cfg.empty == "error":
                 raise RuntimeError("the coarse pass found no organ; no ROI to refine")
             warnings.warn("the coarse pass found no organ; using the body box", stacklevel=3)
             stats["source"] = "body (no organ found)"
-        box = bounding_box(otsu_body_mask(volume.array))
+        box = bounding_box(otsu_body_mask(volume.array if data is None else data))
         return _grow(box, margin, volume.shape), stats
 
     def infer(self, volume: Volume, segmenter: Segmenter) -> Volume:
         check_single_channel(segmenter)
-        box, stats = self.find_roi(volume, segmenter)
-        plan = segmenter.plan
-        # normalise on the whole image (per-image statistics), then crop, then resample
-        crop = crop_volume(normalize_for_plan(volume, plan), box)
-        image, fine = resample_for_network(
-            crop, plan.spacing, self.config.fine.resampling, segmenter.device
+        mode = resolve_resampling(self.config.fine.resampling, segmenter.device)
+        # the torch path sends the raw image to the device once, for the ROI and the fine pass
+        data = upload(volume, segmenter.device) if mode == "torch" else None
+        box, stats = self.find_roi(volume, segmenter, data)
+        # normalised on the whole image (per-image statistics), then cropped, then resampled
+        net = to_network_grid(
+            volume, segmenter.plan, resampling=mode, device=segmenter.device, box=box, data=data
         )
-        labels, n_run, n_total = run_network_grid(image, segmenter, self.config.fine)
-        roi_labels = labels_to_input_grid(fine.with_array(labels), crop)
-        out = np.zeros(volume.shape, dtype=np.uint8)
-        out[box] = roi_labels.array
+        labels, n_run, n_total = run_network_grid(net.image, segmenter, self.config.fine)
         self.last_stats_ = {"box": box, "n_run": n_run, "n_total": n_total, **stats}
-        return volume.with_array(out)
+        return net.labels_back(labels)

@@ -24,12 +24,8 @@ from tqdm.auto import tqdm
 
 from flare_uda._validation import require_choice
 from flare_uda.inference.base import INFERERS, Inferer
-from flare_uda.inference.grid import (
-    RESAMPLINGS,
-    labels_to_input_grid,
-    normalize_for_plan,
-    resample_for_network,
-)
+from flare_uda.inference.grid import RESAMPLINGS
+from flare_uda.inference.network_input import to_network_grid
 from flare_uda.inference.windows import (
     WEIGHTINGS,
     otsu_body_mask,
@@ -208,7 +204,8 @@ def logits_to_labels(
     head: str = "softmax",
     threshold: float = 0.5,
     weight: torch.Tensor | None = None,
-) -> np.ndarray:
+    as_tensor: bool = False,
+) -> np.ndarray | torch.Tensor:
     """Apply the output head to (summed or averaged) logits.
 
     Parameters
@@ -222,32 +219,36 @@ def logits_to_labels(
     weight : torch.Tensor, "z y x", optional
         Window weight sums when ``logits`` are sums: the sigmoid test becomes
         ``sum > logit(threshold) * weight`` (no division needed).
+    as_tensor : bool
+        Return a uint8 tensor on the logits' device instead of a numpy array.
 
     Returns
     -------
-    np.ndarray of uint8, "z y x"
+    np.ndarray (or torch.Tensor) of uint8, "z y x"
     """
     require_choice(head, HEADS, "head")
     if logits.ndim != 4:
         raise ValueError(f"expected logits 'k z y x' (4D), got shape {tuple(logits.shape)}")
     if head == "softmax":
-        return logits.argmax(0).to(torch.uint8).cpu().numpy()
+        labels = logits.argmax(0).to(torch.uint8)
+        return labels if as_tensor else labels.cpu().numpy()
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     best, idx = logits[1:].float().max(0)
     cut = math.log(threshold / (1.0 - threshold))
     cut = cut * weight.float() if weight is not None else torch.full_like(best, cut)
-    labels = torch.where(best > cut, idx + 1, torch.zeros_like(idx))
-    return labels.to(torch.uint8).cpu().numpy()
+    labels = torch.where(best > cut, idx + 1, torch.zeros_like(idx)).to(torch.uint8)
+    return labels if as_tensor else labels.cpu().numpy()
 
 
 def run_network_grid(
     prepared: np.ndarray | torch.Tensor, segmenter: Segmenter, config: SlidingWindowConfig
-) -> tuple[np.ndarray, int, int]:
+) -> tuple[np.ndarray | torch.Tensor, int, int]:
     """Labels ("z y x", uint8) of a preprocessed image on the network grid.
 
     ``prepared`` may already be a tensor on the segmenter's device (then it
-    stays there: body mask and windows are computed on it).
+    stays there: body mask and windows are computed on it, and the labels are
+    returned as a tensor on that device); a numpy image gives numpy labels.
     Returns the labels, the number of windows run and the number placed.
     """
     plan = segmenter.plan
@@ -267,7 +268,8 @@ def run_network_grid(
         mask,
         keep_weight=sigmoid,
     )
-    labels = logits_to_labels(res.logits, plan.head, plan.threshold, res.weight)
+    as_tensor = isinstance(prepared, torch.Tensor)
+    labels = logits_to_labels(res.logits, plan.head, plan.threshold, res.weight, as_tensor)
     return labels, res.n_run, res.n_total
 
 
@@ -301,12 +303,12 @@ class SlidingWindowInferer(Inferer):
 
     def infer(self, volume: Volume, segmenter: Segmenter) -> Volume:
         check_single_channel(segmenter)
-        image, grid = resample_for_network(
-            normalize_for_plan(volume, segmenter.plan),
-            segmenter.plan.spacing,
-            self.config.resampling,
-            segmenter.device,
+        net = to_network_grid(
+            volume,
+            segmenter.plan,
+            resampling=self.config.resampling,
+            device=segmenter.device,
         )
-        labels, n_run, n_total = run_network_grid(image, segmenter, self.config)
+        labels, n_run, n_total = run_network_grid(net.image, segmenter, self.config)
         self.last_stats_ = {"n_run": n_run, "n_total": n_total}
-        return labels_to_input_grid(grid.with_array(labels), volume)
+        return net.labels_back(labels)

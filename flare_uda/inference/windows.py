@@ -181,14 +181,29 @@ def windows_with_body(
     return np.array(hits, dtype=bool)
 
 
-def bounding_box(mask: np.ndarray, margin: Sequence[int] = (0, 0, 0)) -> tuple[slice, ...] | None:
-    """Slices (z, y, x) of the box around ``mask`` grown by ``margin`` voxels, or None if empty."""
-    if not mask.any():
+def bounding_box(
+    mask: np.ndarray | torch.Tensor, margin: Sequence[int] = (0, 0, 0)
+) -> tuple[slice, ...] | None:
+    """Slices (z, y, x) of the box around ``mask`` grown by ``margin`` voxels, or None if empty.
+
+    A tensor mask is reduced on its own device; only its three axis
+    projections (z + y + x booleans) cross to the CPU.
+    """
+    if mask.ndim != 3:
+        raise ValueError(f"expected a mask 'z y x' (3D), got shape {tuple(mask.shape)}")
+    if isinstance(mask, torch.Tensor):
+        mask = mask.bool()
+        flat = torch.cat([mask.any(dim=(1, 2)), mask.any(dim=(0, 2)), mask.any(dim=(0, 1))])
+        flat = flat.cpu().numpy()
+        sizes = np.cumsum([0, *mask.shape])
+        projections = [flat[sizes[a] : sizes[a + 1]] for a in range(3)]
+    else:
+        projections = [mask.any(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
+    if not projections[0].any():
         return None
     box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
+    for axis, projection in enumerate(projections):
+        hit = np.flatnonzero(projection)
         lo = max(int(hit[0]) - int(margin[axis]), 0)
         hi = min(int(hit[-1]) + 1 + int(margin[axis]), mask.shape[axis])
         box.append(slice(lo, hi))

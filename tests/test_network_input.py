@@ -195,3 +195,24 @@ def test_labels_back_between_directions_goes_through_simpleitk_for_tensors_too()
     )
     np.testing.assert_array_equal(from_tensor.array, from_numpy.array)
     assert (from_numpy.array > 0).any()
+
+
+@pytest.mark.parametrize("scheme, stats", [("zscore", None), ("ct", STATS)])
+def test_normalize_tensor_box_is_the_crop_of_the_whole(scheme, stats):
+    x = torch.from_numpy(np.random.default_rng(8).normal(10.0, 80.0, (9, 12, 11)).astype("f4"))
+    box = (slice(1, 7), slice(2, 12), slice(0, 5))
+    whole = normalize_tensor(x, scheme, stats)
+    np.testing.assert_allclose(normalize_tensor(x, scheme, stats, box=box), whole[box], atol=1e-6)
+
+
+def test_device_branches_equal_the_cpu_ones():
+    """The helpers a CUDA tensor takes (torch reductions) give the numpy answers."""
+    from flare_uda.data.normalization import _mean_std, _mean_std_torch
+    from flare_uda.inference.windows import _projections, _projections_torch
+
+    x = torch.from_numpy(np.random.default_rng(9).normal(5.0, 30.0, (10, 12, 14)).astype("f4"))
+    for ours, ref in zip(_mean_std_torch(x), _mean_std(x), strict=True):
+        assert abs(float(ours) - float(ref)) < 1e-4 * max(1.0, abs(float(ref)))
+    mask = x > 40.0
+    for ours, ref in zip(_projections_torch(mask), _projections(mask.numpy()), strict=True):
+        np.testing.assert_array_equal(ours, ref)

@@ -127,5 +127,5 @@ def test_auto_resampling_is_nnunets_on_cpu():
     assert isinstance(image, np.ndarray)
     np.testing.assert_array_equal(image, ref)
     assert grid.same_geometry(ref_grid)
-    with pytest.raises(ValueError, match=r"resampling must be one of \['auto', 'nnunet', 'torch'\], got 'cubic'"):
+    with pytest.raises(ValueError, match=r"resampling must be one of .*, got .cubic."):
         resample_for_network(vol, (2.0, 1.0, 1.0), "cubic")

@@ -119,7 +119,7 @@ def normalize(
     return out
 
 
-def normalize_tensor(x, scheme: str, stats: dict | None = None):
+def normalize_tensor(x, scheme: str, stats: dict | None = None, box=None):
     """:func:`normalize` for a torch tensor, computed where the tensor lives.
 
     Written by hand because nnU-Net's normalisation classes take numpy arrays
@@ -137,10 +137,14 @@ def normalize_tensor(x, scheme: str, stats: dict | None = None):
     scheme : {"ct", "zscore", "none"}
     stats : dict, optional
         Required by ``"ct"`` (as for :func:`normalize`).
+    box : tuple of slice, optional
+        Return only ``normalized[box]``; the z-score statistics still come
+        from all of ``x`` (so a crop is normalised as the whole image would
+        be, without writing the rest).
 
     Returns
     -------
-    torch.Tensor, float32, same shape and device (a new tensor).
+    torch.Tensor, float32, same shape (or the box's) and device (a new tensor).
     """
     import torch
 
@@ -149,17 +153,39 @@ def normalize_tensor(x, scheme: str, stats: dict | None = None):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__} (use normalize)")
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"expected real intensities, got a {x.dtype} tensor")
-    image = x.to(torch.float32, copy=True)
-    if not bool(torch.isfinite(image).all()):
-        n_nan, n_inf = int(torch.isnan(image).sum()), int(torch.isinf(image).sum())
+    # min and max are NaN or inf exactly when some value is (one cheap pass; isfinite().all()
+    # took 72 ms against aminmax's 3 ms on 16M voxels on one CPU core)
+    if x.is_floating_point() and not bool(torch.isfinite(torch.stack(torch.aminmax(x))).all()):
+        n_nan, n_inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
         raise ValueError(
             f"image to normalise must hold finite values, got {n_nan} NaN and {n_inf} inf voxels"
         )
+    image = (x if box is None else x[tuple(box)]).to(torch.float32, copy=True)
     if scheme == "none":
         return image
     if scheme == "ct":
         values = _check_stats(stats)
         image.clamp_(values["percentile_00_5"], values["percentile_99_5"])
         return image.sub_(values["mean"]).div_(max(values["std"], 1e-8))
-    std, mean = torch.std_mean(image, correction=0)
+    mean, std = _mean_std(x) if x.device.type == "cpu" else _mean_std_torch(x)
     return image.sub_(mean).div_(std.clamp_min(1e-8))
+
+
+def _mean_std(x):
+    """Mean and population std of a CPU tensor by numpy (nnU-Net's own arithmetic).
+
+    On the shared memory, no copy: torch's CPU ``std_mean`` took 93 ms
+    against numpy's 20 ms on 16M voxels on one core.
+    """
+    import torch
+
+    whole = (x if x.dtype == torch.float32 else x.float()).numpy()
+    return torch.tensor(float(whole.mean())), torch.tensor(float(whole.std()))
+
+
+def _mean_std_torch(x):
+    """Mean and population std on ``x``'s device (0-dim tensors, no synchronisation)."""
+    import torch
+
+    std, mean = torch.std_mean(x.float(), correction=0)
+    return mean, std

@@ -141,7 +141,7 @@ def to_network_grid(
     data : torch.Tensor, "z y x", optional
         ``"torch"`` path: ``volume``'s raw values already uploaded
         (:func:`upload`), so a caller that needed them (e.g. for a body box)
-        does not send them twice.
+        does not send them twice; moved to ``device`` if elsewhere.
 
     Returns
     -------
@@ -158,14 +158,12 @@ def to_network_grid(
     from flare_uda.data.normalization import normalize_tensor
     from flare_uda.data.torch_resampling import resample_image_torch
 
-    raw = upload(volume, device) if data is None else data
+    raw = upload(volume, device) if data is None else data.to(device)
     if tuple(raw.shape) != volume.shape:
         raise ValueError(
             f"data must have the volume's shape {volume.shape}, got {tuple(raw.shape)}"
         )
     stats = plan.intensity_stats if plan.normalization == "ct" else None
-    image = normalize_tensor(raw, plan.normalization, stats)
-    if box is not None:
-        image = image[box]
+    image = normalize_tensor(raw, plan.normalization, stats, box=box)
     image, grid = resample_image_torch(region_geometry(volume, box), target, data=image)
     return NetworkInput(image, grid, volume, box)

@@ -138,10 +138,7 @@ class CoarseToFineInferer(Inferer):
                 else tuple(s * f for s, f in zip(plan.spacing, cfg.coarse_factor, strict=True))
             )
             mode = resolve_resampling(cfg.fine.resampling, coarse_seg.device)
-            same_device = data is not None and data.device == torch.device(coarse_seg.device)
-            coarse = to_network_grid(
-                volume, plan, spacing, mode, coarse_seg.device, data=data if same_device else None
-            )
+            coarse = to_network_grid(volume, plan, spacing, mode, coarse_seg.device, data=data)
             coarse_cfg = SlidingWindowConfig(
                 step=cfg.coarse_step,
                 weighting=cfg.fine.weighting,

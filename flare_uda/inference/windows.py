@@ -187,18 +187,15 @@ def bounding_box(
     """Slices (z, y, x) of the box around ``mask`` grown by ``margin`` voxels, or None if empty.
 
     A tensor mask is reduced on its own device; only its three axis
-    projections (z + y + x booleans) cross to the CPU.
+    projections (z + y + x booleans) cross to the CPU. (A CPU tensor is
+    reduced by numpy: torch's CPU reductions over inner axes took 76 ms
+    against numpy's 8 ms on a 100x400x400 mask, one core.)
     """
     if mask.ndim != 3:
         raise ValueError(f"expected a mask 'z y x' (3D), got shape {tuple(mask.shape)}")
-    if isinstance(mask, torch.Tensor):
-        mask = mask.bool()
-        flat = torch.cat([mask.any(dim=(1, 2)), mask.any(dim=(0, 2)), mask.any(dim=(0, 1))])
-        flat = flat.cpu().numpy()
-        sizes = np.cumsum([0, *mask.shape])
-        projections = [flat[sizes[a] : sizes[a + 1]] for a in range(3)]
-    else:
-        projections = [mask.any(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
+    if isinstance(mask, torch.Tensor) and mask.device.type == "cpu":
+        mask = mask.bool().numpy()
+    projections = _projections_torch(mask) if isinstance(mask, torch.Tensor) else _projections(mask)
     if not projections[0].any():
         return None
     box = []
@@ -208,3 +205,17 @@ def bounding_box(
         hi = min(int(hit[-1]) + 1 + int(margin[axis]), mask.shape[axis])
         box.append(slice(lo, hi))
     return tuple(box)
+
+
+def _projections(mask: np.ndarray) -> list[np.ndarray]:
+    """Whether each z slice, y row, x column of ``mask`` holds a voxel (3 bool vectors)."""
+    return [mask.any(axis=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
+
+
+def _projections_torch(mask: torch.Tensor) -> list[np.ndarray]:
+    """:func:`_projections` reduced on ``mask``'s device, one transfer of z + y + x booleans."""
+    mask = mask.bool()
+    flat = torch.cat([mask.any(dim=(1, 2)), mask.any(dim=(0, 2)), mask.any(dim=(0, 1))])
+    flat = flat.cpu().numpy()
+    ends = np.cumsum([0, *mask.shape])
+    return [flat[ends[a] : ends[a + 1]] for a in range(3)]

@@ -7,7 +7,10 @@
 #      its run folder comes back as run.tar.gz.* (finished stages without their
 #      training checkpoints) so an unfinished run resumes elsewhere;
 #   2. bench_registration: torch solver on the GPU vs SimpleITK on all CPU cores;
-#   3. bench_inference: paper scale, ~100x400x400 input, weights trained here.
+#   3. bench_inference: paper scale, ~100x400x400 input, weights trained here; the
+#      torch-path rows and the floor are also timed INF_REPEAT more times (steady state).
+# PARTS picks the parts (default "demo registration inference"; e.g. PARTS=inference
+# spends the whole budget on the inference benchmark).
 set -u
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 TQDM_MININTERVAL=20
@@ -26,6 +29,8 @@ RUN=${RUN:-/tmp/run_demo}
 $PY -c "import torch, numpy, monai, nnunetv2, SimpleITK, flare_uda; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())" 2>&1 | tee "$OUT/env.txt"
 echo "cpus $(nproc)" | tee -a "$OUT/env.txt"
 
+PARTS=" ${PARTS:-demo registration inference} "
+if [[ $PARTS == *" demo "* ]]; then
 echo "== 1 demo ($(left) s left)"
 timeout ${T_DEMO:-280} $PY -m flare_uda demo --preset ${DEMO_PRESET:-cpu} --device "$DEV" \
   --out "$RUN" > "$OUT/demo.log" 2>&1
@@ -33,18 +38,24 @@ echo "rc=$?"; grep -a "flare-uda\]\|mean DSC\|not run\|report\|Error" "$OUT/demo
 for d in "$RUN"/stages/*/; do [ -f "$d/DONE.json" ] && rm -rf "$d/work"; done
 tar -C "$(dirname "$RUN")" --exclude "*/stages/phantom*" -czf - "$(basename "$RUN")" \
   | split -b 15m - "$OUT/run.tar.gz."
+fi
 
+if [[ $PARTS == *" registration "* ]]; then
 echo "== 2 registration ($(left) s left)"
 timeout ${T_REG:-90} $PY benchmarks/bench_registration.py --device "$DEV" --threads 1 \
   --sitk-threads "$(nproc)" --presets ${REG_PRESETS:-quick paper} --pairs ${REG_PAIRS:-3} \
   --no-real > "$OUT/bench_registration.txt" 2>&1
 echo "rc=$?"; grep "^|\|torch on" "$OUT/bench_registration.txt" | tail -14
+fi
 
+if [[ $PARTS == *" inference "* ]]; then
 T_INF=$(( $(left) - 10 ))
 echo "== 3 inference, ${T_INF} s"
 timeout $T_INF $PY benchmarks/bench_inference.py --device "$DEV" --scale ${INF_SCALE:-1} \
   --iterations ${INF_ITERS:-400} --optimizer adam --lr 0.01 --input-shape ${INF_SHAPE:-100 400 400} \
   --methods ${INF_METHODS:-nnunet_mirror,nnunet_nomirror,monai,ours_plain,ours_plain_torch,ours_roi_body_torch_s1.0,floor} \
+  --repeat ${INF_REPEAT:-3} --repeat-methods ${INF_REPEATED:-ours_plain_torch,ours_roi_body_torch_s1.0,floor} \
   --work /tmp/bench_inf > "$OUT/bench_inference.txt" 2>&1
 echo "rc=$?"; grep "^|\|^input\|^{\|Error" "$OUT/bench_inference.txt" | tail -20
+fi
 ls -la "$OUT"; echo "total $(( $(date +%s) - START )) s"

@@ -8,7 +8,8 @@
 #      training checkpoints) so an unfinished run resumes elsewhere;
 #   2. bench_registration: torch solver on the GPU vs SimpleITK on all CPU cores;
 #   3. bench_inference: paper scale, ~100x400x400 input, weights trained here; the
-#      torch-path rows and the floor are also timed INF_REPEAT more times (steady state).
+#      torch-path rows and the floor are also timed INF_REPEAT more times (steady state);
+#      then profile_inference_steps.py breaks one call of the ROI torch path into steps.
 # PARTS picks the parts (default "demo registration inference"; e.g. PARTS=inference
 # spends the whole budget on the inference benchmark).
 set -u
@@ -57,5 +58,13 @@ timeout $T_INF $PY benchmarks/bench_inference.py --device "$DEV" --scale ${INF_S
   --repeat ${INF_REPEAT:-3} --repeat-methods ${INF_REPEATED:-ours_plain_torch,ours_roi_body_torch_s1.0,floor} \
   --work /tmp/bench_inf > "$OUT/bench_inference.txt" 2>&1
 echo "rc=$?"; grep "^|\|^input\|^{\|Error" "$OUT/bench_inference.txt" | tail -20
+MODEL=$(ls -d /tmp/bench_inf/model_* 2>/dev/null | head -1)
+if [ -n "$MODEL" ] && [ "$(left)" -gt 20 ]; then
+  echo "== 3b step profile ($(left) s left)"
+  (cd benchmarks && timeout $(( $(left) - 5 )) $PY profile_inference_steps.py --device "$DEV" \
+    --model "$MODEL" --image /tmp/bench_inf/mr_t1_100.nii.gz \
+    --method ${PROFILE_METHOD:-ours_roi_body_torch_s1.0}) > "$OUT/profile_steps.txt" 2>&1
+  echo "rc=$?"; cat "$OUT/profile_steps.txt" | tail -20
+fi
 fi
 ls -la "$OUT"; echo "total $(( $(date +%s) - START )) s"

@@ -5,11 +5,11 @@ and ``"roi"`` (:class:`CoarseToFineInferer`).
 """
 
 from flare_uda.inference.base import INFERERS, Inferer
+from flare_uda.inference.heads import logits_to_labels
 from flare_uda.inference.roi import CoarseToFineConfig, CoarseToFineInferer
 from flare_uda.inference.sliding_window import (
     SlidingWindowConfig,
     SlidingWindowInferer,
-    logits_to_labels,
     sliding_window_logits,
 )
 

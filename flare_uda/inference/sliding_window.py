@@ -13,7 +13,6 @@ Where the time goes, and what is done about it (compared to nnUNetPredictor):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from tqdm.auto import tqdm
 from flare_uda._validation import require_choice
 from flare_uda.inference.base import INFERERS, Inferer
 from flare_uda.inference.grid import RESAMPLINGS
+from flare_uda.inference.heads import logits_to_labels
 from flare_uda.inference.network_input import to_network_grid
 from flare_uda.inference.windows import (
     WEIGHTINGS,
@@ -34,7 +34,7 @@ from flare_uda.inference.windows import (
     window_weights,
     windows_with_body,
 )
-from flare_uda.segmentation.base import HEADS, Segmenter
+from flare_uda.segmentation.base import Segmenter
 from flare_uda.volume import Volume
 
 AUTOCASTS = ("auto", "off", "fp16", "bf16")
@@ -197,48 +197,6 @@ def sliding_window_logits(
     if average:
         logits = logits / weight.clamp_min(torch.finfo(acc_dtype).tiny)[None]
     return WindowResult(logits, weight if keep_weight else None, len(starts), n_total)
-
-
-def logits_to_labels(
-    logits: torch.Tensor,
-    head: str = "softmax",
-    threshold: float = 0.5,
-    weight: torch.Tensor | None = None,
-    as_tensor: bool = False,
-) -> np.ndarray | torch.Tensor:
-    """Apply the output head to (summed or averaged) logits.
-
-    Parameters
-    ----------
-    logits : torch.Tensor, "k z y x"
-        Channel 0 is background.
-    head : {"softmax", "sigmoid"}
-        ``"softmax"``: argmax over all ``k`` channels. ``"sigmoid"`` (the paper):
-        channel 0 is ignored; a voxel takes the organ ``1..k-1`` with the
-        largest logit if its sigmoid exceeds ``threshold``, else 0.
-    weight : torch.Tensor, "z y x", optional
-        Window weight sums when ``logits`` are sums: the sigmoid test becomes
-        ``sum > logit(threshold) * weight`` (no division needed).
-    as_tensor : bool
-        Return a uint8 tensor on the logits' device instead of a numpy array.
-
-    Returns
-    -------
-    np.ndarray (or torch.Tensor) of uint8, "z y x"
-    """
-    require_choice(head, HEADS, "head")
-    if logits.ndim != 4:
-        raise ValueError(f"expected logits 'k z y x' (4D), got shape {tuple(logits.shape)}")
-    if head == "softmax":
-        labels = logits.argmax(0).to(torch.uint8)
-        return labels if as_tensor else labels.cpu().numpy()
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    best, idx = logits[1:].float().max(0)
-    cut = math.log(threshold / (1.0 - threshold))
-    cut = cut * weight.float() if weight is not None else torch.full_like(best, cut)
-    labels = torch.where(best > cut, idx + 1, torch.zeros_like(idx)).to(torch.uint8)
-    return labels if as_tensor else labels.cpu().numpy()
 
 
 def run_network_grid(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from flare_uda.pipeline.cache import StageCache, stage_key
-from flare_uda.pipeline.config import PRESETS, UDAConfig, get_preset
+from flare_uda.pipeline.config import UDAConfig
+from flare_uda.pipeline.presets import PRESETS, get_preset
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flare_uda.pipeline.config import get_preset
+from flare_uda.pipeline.presets import get_preset
 from flare_uda.pipeline.uda import NoPseudoLabels, UDAPipeline, usable
 from flare_uda.volume import Case, Volume
 

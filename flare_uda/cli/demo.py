@@ -45,7 +45,8 @@ def command(
     quiet: bool,
 ) -> None:
     """Run ASIT -> MDM -> PLF -> small net, and the paper's ablation, on the phantom."""
-    from flare_uda.pipeline.config import UDAConfig, get_preset
+    from flare_uda.pipeline.config import UDAConfig
+    from flare_uda.pipeline.presets import get_preset
 
     try:
         config = UDAConfig.from_yaml(config_path) if config_path else get_preset(preset)

@@ -4,7 +4,8 @@
 >>> result = UDAPipeline(get_preset("quick"), "runs/x").run(ct, mr, mr_test)  # doctest: +SKIP
 """
 
-from flare_uda.pipeline.config import PRESETS, UDAConfig, get_preset
+from flare_uda.pipeline.config import UDAConfig
+from flare_uda.pipeline.presets import PRESETS, get_preset
 from flare_uda.pipeline.uda import UDAPipeline, UDAResult
 
 __all__ = ["PRESETS", "UDAConfig", "UDAPipeline", "UDAResult", "get_preset"]

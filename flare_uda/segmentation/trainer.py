@@ -31,7 +31,6 @@ from flare_uda.segmentation.base import SegmentationPlan
 from flare_uda.segmentation.batches import BatchStream, batch_stream, default_workers
 from flare_uda.segmentation.config import TrainConfig
 from flare_uda.segmentation.data import (
-    PreparedCase,
     check_training_cases,
     fit_preprocessor,
     prepare_cases,
@@ -43,36 +42,13 @@ from flare_uda.segmentation.networks import (
     deep_supervision_weights,
     plan_topology,
 )
+from flare_uda.segmentation.validation import validation_dice
 from flare_uda.volume import Case
 
 LATEST, FINAL = "checkpoint_latest.pt", "checkpoint_final.pt"
 # Fields that may change between a run and its resumption.
 RESUMABLE = {"iterations", "val_every", "checkpoint_every"}
 GRAD_CLIP = 12.0  # nnU-Net's clip_grad_norm_
-
-
-def validation_dice(segmenter: NetworkSegmenter, cases: Sequence[PreparedCase]) -> dict:
-    """Per-organ DSC on preprocessed held-out cases (sliding window, step 0.5).
-
-    Returns
-    -------
-    dict
-        ``{"per_organ": {organ: mean DSC over cases annotating it}, "mean": float}``;
-        organs absent from both prediction and reference score 1 (FLARE).
-    """
-    from flare_uda.inference.sliding_window import SlidingWindowConfig, run_network_grid
-    from flare_uda.metrics.overlap import dice
-
-    cfg = SlidingWindowConfig(step=0.5, skip_empty=False, progress=False)
-    scores: dict[int, list[float]] = {}
-    for case in cases:
-        pred, _, _ = run_network_grid(case.image[0], segmenter, cfg)
-        for organ in case.annotated:
-            if organ < segmenter.plan.num_classes:
-                scores.setdefault(organ, []).append(dice(pred == organ, case.label == organ))
-    per_organ = {o: float(np.mean(v)) for o, v in sorted(scores.items())}
-    mean = float(np.mean(list(per_organ.values()))) if per_organ else float("nan")
-    return {"per_organ": per_organ, "mean": mean}
 
 
 def _as_float(outputs):

@@ -58,6 +58,8 @@ timeout $T_INF $PY benchmarks/bench_inference.py --device "$DEV" --scale ${INF_S
   --repeat ${INF_REPEAT:-3} --repeat-methods ${INF_REPEATED:-ours_plain_torch,ours_roi_body_torch_s1.0,floor} \
   --work /tmp/bench_inf > "$OUT/bench_inference.txt" 2>&1
 echo "rc=$?"; grep "^|\|^input\|^{\|Error" "$OUT/bench_inference.txt" | tail -20
+$PY benchmarks/plot_inference.py /tmp/bench_inf/results.json "$OUT/inference_gpu.png" \
+  --title "GPU, paper scale, phantom MR 100x400x400" || echo "no figure (matplotlib?)"
 MODEL=$(ls -d /tmp/bench_inf/model_* 2>/dev/null | head -1)
 if [ -n "$MODEL" ] && [ "$(left)" -gt 20 ]; then
   echo "== 3b step profile ($(left) s left)"

@@ -3,6 +3,7 @@
 # Needs the bundle from scripts/make_device_bundle.sh in .dev/ (a bare machine has
 # CUDA torch but not monai/nnunetv2/SimpleITK). Writes logs and results to $OUT
 # (default ./gpu_out). Parts, each under its own time limit:
+#   0. the GPU-marked tests (pytest -m gpu: CUDA paths against the CPU ones);
 #   1. flare-uda demo --preset cpu --device cuda (the ablation at 1000 steps/model);
 #      its run folder comes back as run.tar.gz.* (finished stages without their
 #      training checkpoints) so an unfinished run resumes elsewhere;
@@ -10,7 +11,7 @@
 #   3. bench_inference: paper scale, ~100x400x400 input, weights trained here; the
 #      torch-path rows and the floor are also timed INF_REPEAT more times (steady state);
 #      then profile_inference_steps.py breaks one call of the ROI torch path into steps.
-# PARTS picks the parts (default "demo registration inference"; e.g. PARTS=inference
+# PARTS picks the parts (default "tests demo registration inference"; e.g. PARTS=inference
 # spends the whole budget on the inference benchmark).
 set -u
 OUT=${OUT:-gpu_out}; mkdir -p "$OUT"
@@ -20,7 +21,7 @@ left() { echo $(( BUDGET - ($(date +%s) - START) )); }
 SITE=/tmp/site; mkdir -p $SITE/SimpleITK
 if [ -d .dev ] && [ -z "${NO_BUNDLE:-}" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target $SITE .dev/whl/*.whl
-  cp -r .dev/site/. $SITE/
+  xz -T0 -dc .dev/site.tar.xz | tar -C $SITE -xf -
   xz -T0 -dc .dev/_SimpleITK.abi3.so.xz > $SITE/SimpleITK/_SimpleITK.abi3.so
 fi
 export PYTHONPATH=$SITE:$PWD
@@ -30,7 +31,13 @@ RUN=${RUN:-/tmp/run_demo}
 $PY -c "import torch, numpy, monai, nnunetv2, SimpleITK, flare_uda; print('torch', torch.__version__, 'numpy', numpy.__version__, 'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())" 2>&1 | tee "$OUT/env.txt"
 echo "cpus $(nproc)" | tee -a "$OUT/env.txt"
 
-PARTS=" ${PARTS:-demo registration inference} "
+PARTS=" ${PARTS:-tests demo registration inference} "
+if [[ $PARTS == *" tests "* ]]; then
+echo "== 0 GPU-marked tests ($(left) s left)"
+timeout ${T_TESTS:-150} $PY -m pytest -q -m gpu -p no:cacheprovider tests > "$OUT/tests_gpu.txt" 2>&1
+echo "rc=$?"; tail -5 "$OUT/tests_gpu.txt"
+fi
+
 if [[ $PARTS == *" demo "* ]]; then
 echo "== 1 demo ($(left) s left)"
 timeout ${T_DEMO:-280} $PY -m flare_uda demo --preset ${DEMO_PRESET:-cpu} --device "$DEV" \

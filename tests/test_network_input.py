@@ -209,3 +209,53 @@ def test_device_branches_equal_the_cpu_ones():
     mask = x > 40.0
     for ours, ref in zip(_projections_torch(mask), _projections(mask.numpy()), strict=True):
         np.testing.assert_array_equal(ours, ref)
+
+
+class CudaSegmenter(ModuleSegmenter):
+    """:class:`ModuleSegmenter` with its module on the GPU."""
+
+    def __init__(self, plan, module):
+        super().__init__(plan, module.to("cuda"))
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    "inferer",
+    [
+        lambda r: SlidingWindowInferer(SlidingWindowConfig(resampling=r)),
+        lambda r: CoarseToFineInferer(
+            CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r), roi_source="body")
+        ),
+        lambda r: CoarseToFineInferer(CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r))),
+    ],
+    ids=["plain", "roi_body", "roi_organs"],
+)
+def test_cuda_torch_path_equals_cpu_nnunet_path(inferer):
+    """On CUDA ("auto" = torch path, fp16 autocast) the labels equal the CPU nnU-Net path's."""
+    vol = blob_volume()
+    ours = inferer("auto")(vol, CudaSegmenter(plan(), threshold_net()))
+    ref = inferer("nnunet")(vol, ModuleSegmenter(plan(), threshold_net()))
+    assert ours.same_geometry(vol) and ours.array.dtype == np.uint8
+    np.testing.assert_array_equal(ours.array, ref.array)
+    assert (ref.array == 2).any()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("direction", [np.eye(3), ROTATED])
+def test_cuda_steps_equal_numpy(direction):
+    rng = np.random.default_rng(10)
+    array = rng.normal(30.0, 90.0, (12, 20, 18)).astype(np.float32)
+    on_gpu = normalize_tensor(torch.from_numpy(array).cuda(), "zscore")
+    np.testing.assert_allclose(on_gpu.cpu().numpy(), normalize(array, "zscore"), atol=1e-5)
+    mask = array > 60.0
+    assert bounding_box(torch.from_numpy(mask).cuda()) == bounding_box(mask)
+    vol = Volume(np.zeros((20, 40, 36), np.float32), (1.3, 0.9, 1.1), (1.0, 2.0, 3.0), direction)
+    grid = Volume(np.zeros((7, 15, 17), np.uint8), (3.1, 2.3, 2.7), vol.origin, direction)
+    labels = rng.integers(0, 14, grid.shape).astype(np.uint8)
+    from_cuda = NetworkInput(None, grid, vol, BOX).labels_back(torch.from_numpy(labels).cuda())
+    from_numpy = NetworkInput(None, grid, vol, BOX).labels_back(labels)
+    np.testing.assert_array_equal(from_cuda.array, from_numpy.array)

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import click
-from tqdm.auto import tqdm
 
 
 def load_segmenter(model_dir: str | os.PathLike, fold: str = "0", device: str = "cpu"):
@@ -132,6 +131,13 @@ def build_inferer(
     help="To the network's spacing: nnU-Net's spline (CPU) or torch kernels on --device; "
     "auto: torch on CUDA, else nnunet.",
 )
+@click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Cases read ahead (in a background thread) while one is inferred; 0: none.",
+)
 @click.option("--fold", default="0", show_default=True, help="nnU-Net fold (or 'all').")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
 def command(
@@ -145,12 +151,13 @@ def command(
     mirroring,
     batch,
     resampling,
+    prefetch,
     fold,
     device,
 ):
     """Segment MRI/CT volumes; labels are written on each input's own grid."""
     from flare_uda._atomic import require_not_input
-    from flare_uda.data.io import read_volume, write_volume
+    from flare_uda.inference.files import predict_files
 
     try:
         require_not_input(out_dir, input_path, model_dir)
@@ -162,7 +169,6 @@ def command(
     if len(set(ids)) != len(ids):
         raise click.UsageError(f"input case names collide after removing suffixes: {ids}")
     segmenter = load_segmenter(model_dir, fold=fold, device=device)
-    for path, cid in tqdm(list(zip(files, ids, strict=True)), desc="predict", unit="case"):
-        labels = inferer(read_volume(path), segmenter)
-        write_volume(labels, Path(out_dir) / f"{cid}.nii.gz", is_label=True)
+    outputs = [Path(out_dir) / f"{cid}.nii.gz" for cid in ids]
+    predict_files(inferer, segmenter, files, outputs, prefetch=prefetch)
     click.echo(f"wrote {len(files)} label volume(s) to {out_dir}")

@@ -5,6 +5,7 @@ and ``"roi"`` (:class:`CoarseToFineInferer`).
 """
 
 from flare_uda.inference.base import INFERERS, Inferer
+from flare_uda.inference.files import predict_files
 from flare_uda.inference.heads import logits_to_labels
 from flare_uda.inference.roi import CoarseToFineConfig, CoarseToFineInferer
 from flare_uda.inference.sliding_window import (
@@ -39,5 +40,6 @@ __all__ = [
     "SlidingWindowInferer",
     "logits_to_labels",
     "make_inferer",
+    "predict_files",
     "sliding_window_logits",
 ]

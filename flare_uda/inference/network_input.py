@@ -44,7 +44,7 @@ def upload(volume: Volume, device: torch.device | str) -> torch.Tensor:
     memory; every later step writes to new tensors).
     """
     array = volume.array
-    if array.dtype.newbyteorder("=") != array.dtype or array.dtype not in _UPLOADABLE:
+    if array.dtype not in _UPLOADABLE:  # also non-native byte orders ('>f4' != '<f4')
         array = array.astype(np.float32)
     array = np.ascontiguousarray(array)
     host = torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)

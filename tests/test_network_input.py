@@ -94,6 +94,14 @@ def test_resample_image_torch_with_data_errors():
 
 
 BOX = (slice(2, 17), slice(5, 33), slice(3, 30))
+# resampling setting -> inferer, for the three ways an inferer reaches the network grid
+INFERER_FACTORIES = [
+    lambda r: SlidingWindowInferer(SlidingWindowConfig(resampling=r)),
+    lambda r: CoarseToFineInferer(
+        CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r), roi_source="body")
+    ),
+    lambda r: CoarseToFineInferer(CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r))),
+]
 
 
 @pytest.mark.parametrize("box", [None, BOX])
@@ -152,13 +160,7 @@ def test_bounding_box_of_a_tensor_equals_numpy():
 
 @pytest.mark.parametrize(
     "inferer",
-    [
-        lambda r: SlidingWindowInferer(SlidingWindowConfig(resampling=r)),
-        lambda r: CoarseToFineInferer(
-            CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r), roi_source="body")
-        ),
-        lambda r: CoarseToFineInferer(CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r))),
-    ],
+    INFERER_FACTORIES,
     ids=["plain", "roi_body", "roi_organs"],
 )
 def test_inferers_give_the_same_labels_on_both_paths(inferer, monkeypatch):
@@ -225,13 +227,7 @@ class CudaSegmenter(ModuleSegmenter):
 @pytest.mark.gpu
 @pytest.mark.parametrize(
     "inferer",
-    [
-        lambda r: SlidingWindowInferer(SlidingWindowConfig(resampling=r)),
-        lambda r: CoarseToFineInferer(
-            CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r), roi_source="body")
-        ),
-        lambda r: CoarseToFineInferer(CoarseToFineConfig(fine=SlidingWindowConfig(resampling=r))),
-    ],
+    INFERER_FACTORIES,
     ids=["plain", "roi_body", "roi_organs"],
 )
 def test_cuda_torch_path_equals_cpu_nnunet_path(inferer):

@@ -41,6 +41,7 @@ from inference_baselines import (  # same folder
     floor_forward,
     monai_labels,
     nnunet_predictor,
+    ours_inferer,
     prepared_shape,
 )
 from inference_weights import (  # same folder
@@ -120,13 +121,6 @@ def _run(name: str, seg, image, device: str) -> tuple:
     """One method on one image: ``(labels, windows run, forward seconds or None)``."""
     import torch
 
-    from flare_uda.inference import (
-        CoarseToFineConfig,
-        CoarseToFineInferer,
-        SlidingWindowConfig,
-        SlidingWindowInferer,
-    )
-
     forward_s = None
     if name.startswith("nnunet"):
         predictor = nnunet_predictor(seg, mirroring=name == "nnunet_mirror", device=device)
@@ -141,14 +135,7 @@ def _run(name: str, seg, image, device: str) -> tuple:
     elif name == "floor":
         labels, n_windows, forward_s = floor_forward(image, seg, device=device)
     else:
-        step = float(name.split("_s")[1]) if "_s" in name else 0.5
-        resampling = "torch" if "_torch" in name else "nnunet"
-        fine = SlidingWindowConfig(step=step, sw_batch_size=2, resampling=resampling)
-        if name.startswith("ours_roi"):
-            source = "body" if "body" in name else "organs"
-            inferer = CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=source))
-        else:
-            inferer = SlidingWindowInferer(fine)
+        inferer = ours_inferer(name)
         labels = inferer(image, seg).array
         n_windows = inferer.last_stats_["n_run"] + inferer.last_stats_.get("n_coarse", 0)
     if device == "cuda":

@@ -10,7 +10,11 @@ On one phantom MR resampled onto ``--input-shape`` voxels (default the issue's
 * which windows hold body: a summed-volume table (our earlier code) vs
   :func:`windows_with_body` (one ``any()`` per window);
 * labels back to the input grid: SimpleITK's ResampleImageFilter (nearest)
-  vs :func:`labels_to_input_grid` (separable gather).
+  vs :func:`labels_to_input_grid` (separable gather);
+* on a CPU tensor, the choices :func:`normalize_tensor` and
+  :func:`bounding_box` make: the finiteness check by ``aminmax`` instead of
+  ``isfinite().all()``, the z-score statistics by numpy instead of torch's
+  ``std_mean``, the box projections by numpy instead of torch's ``any``.
 
     .venv/bin/python benchmarks/bench_preprocessing.py --repeats 3
 """
@@ -30,12 +34,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_inference import resampled_case  # noqa: E402  (same folder)
 
+from flare_uda.data.normalization import _mean_std  # noqa: E402
 from flare_uda.data.phantom import generate_case  # noqa: E402
 from flare_uda.data.preprocess import PAPER_SPACING, normalize  # noqa: E402
 from flare_uda.data.resampling import resample_to_reference, resample_volume  # noqa: E402
 from flare_uda.data.torch_resampling import resample_image_torch  # noqa: E402
 from flare_uda.inference.grid import labels_to_input_grid  # noqa: E402
 from flare_uda.inference.windows import (  # noqa: E402
+    _projections,
+    _projections_torch,
     otsu_body_mask,
     pad_to_patch,
     window_starts,
@@ -117,6 +124,28 @@ def main() -> None:
     back, t_ours = best_of(lambda: labels_to_input_grid(labels, case.image), args.repeats)
     diff = int((back.array != back_ref.array).sum())
     rows.append(("labels -> input grid", t_ref, t_ours, f"{diff} voxels differ"))
+
+    raw = torch.from_numpy(np.ascontiguousarray(case.image.array, dtype=np.float32))
+    ok_ref, t_ref = best_of(lambda: bool(torch.isfinite(raw).all()), args.repeats)
+    ok, t_ours = best_of(
+        lambda: bool(torch.isfinite(torch.stack(torch.aminmax(raw))).all()), args.repeats
+    )
+    rows.append(
+        ("finite check, CPU tensor (isfinite.all vs aminmax)", t_ref, t_ours, f"{ok_ref} / {ok}")
+    )
+    (s_ref, m_ref), t_ref = best_of(lambda: torch.std_mean(raw, correction=0), args.repeats)
+    (m, sd), t_ours = best_of(lambda: _mean_std(raw), args.repeats)
+    diff = max(abs(float(m) - float(m_ref)), abs(float(sd) - float(s_ref)))
+    rows.append(
+        ("z-score mean/std, CPU tensor (torch vs numpy)", t_ref, t_ours, f"max diff {diff:.2e}")
+    )
+    body = torch.from_numpy(otsu_body_mask(case.image.array))
+    p_ref, t_ref = best_of(lambda: _projections_torch(body), args.repeats)
+    p, t_ours = best_of(lambda: _projections(body.numpy()), args.repeats)
+    same = (
+        "same" if all(np.array_equal(a, b) for a, b in zip(p, p_ref, strict=True)) else "DIFFERENT"
+    )
+    rows.append(("box projections, CPU tensor (torch any vs numpy)", t_ref, t_ours, same))
 
     print(
         f"input {image.shape} -> network grid {net.shape}, {args.threads} thread(s), "

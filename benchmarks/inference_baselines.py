@@ -1,6 +1,7 @@
 """Baselines of benchmarks/bench_inference.py: nnUNetPredictor, MONAI, and the floor.
 
 Each takes the same segmenter (its ``network`` and ``plan``) and raw image.
+:func:`ours_inferer` builds our side from the benchmarks' method names.
 """
 
 from __future__ import annotations
@@ -8,6 +9,27 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
+
+def ours_inferer(name: str):
+    """The inferer a method name stands for: ``ours_plain[_torch][_sX]`` or
+    ``ours_roi[_body][_torch][_sX]`` (``_torch``: resampling="torch", ``_sX``: step X)."""
+    from flare_uda.inference import (
+        CoarseToFineConfig,
+        CoarseToFineInferer,
+        SlidingWindowConfig,
+        SlidingWindowInferer,
+    )
+
+    if not name.startswith(("ours_plain", "ours_roi")):
+        raise ValueError(f"expected ours_plain... or ours_roi..., got {name!r}")
+    step = float(name.split("_s")[1]) if "_s" in name else 0.5
+    resampling = "torch" if "_torch" in name else "nnunet"
+    fine = SlidingWindowConfig(step=step, sw_batch_size=2, resampling=resampling)
+    if name.startswith("ours_roi"):
+        source = "body" if "body" in name else "organs"
+        return CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=source))
+    return SlidingWindowInferer(fine)
 
 
 def nnunet_predictor(seg, mirroring: bool, device: str = "cpu"):

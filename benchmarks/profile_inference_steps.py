@@ -2,8 +2,9 @@
 
 Wraps the functions the inferers call (upload, normalisation, body box,
 resampling, window body mask, network, window bookkeeping, head, labels back)
-with timers, runs one inferer ``--repeat`` times on one image and prints the
-steps of its fastest call. With ``--device cuda`` every timer synchronises
+with timers, runs one inferer ``--repeat`` times on one image (after a
+first call) and prints the steps of its fastest call, or of the first call
+of the process with ``--first-call``. With ``--device cuda`` every timer synchronises
 the GPU first, so each step's time includes its kernels (the synchronisation
 itself slows the call a little; bench_inference.py times calls unwrapped).
 The floor row is bench_inference's: forward passes over a no-overlap tiling
@@ -23,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from inference_baselines import floor_forward  # same folder
+from inference_baselines import floor_forward, ours_inferer  # same folder
 
 import flare_uda.data.normalization as normalization
 import flare_uda.data.torch_resampling as torch_resampling
@@ -31,12 +32,6 @@ import flare_uda.inference.network_input as network_input
 import flare_uda.inference.roi as roi
 import flare_uda.inference.sliding_window as sliding_window
 from flare_uda.data.io import read_volume
-from flare_uda.inference import (
-    CoarseToFineConfig,
-    CoarseToFineInferer,
-    SlidingWindowConfig,
-    SlidingWindowInferer,
-)
 from flare_uda.segmentation.network_segmenter import NetworkSegmenter
 
 # (module, function, step): what each timer is called in the table
@@ -55,18 +50,6 @@ STEPS = (
     (sliding_window, "logits_to_labels", "head (argmax / threshold)"),
     (network_input, "labels_to_grid_array", "labels back (gather)"),
 )
-
-
-def make_inferer(method: str):
-    """``ours_plain[_torch][_sX]`` or ``ours_roi[_body][_torch][_sX]``, as bench_inference."""
-    step = float(method.split("_s")[1]) if "_s" in method else 0.5
-    fine = SlidingWindowConfig(step=step, resampling="torch" if "_torch" in method else "nnunet")
-    if method.startswith("ours_roi"):
-        source = "body" if "body" in method else "organs"
-        return CoarseToFineInferer(CoarseToFineConfig(fine=fine, roi_source=source))
-    if not method.startswith("ours_plain"):
-        raise SystemExit(f"--method must start with ours_plain or ours_roi, got {method!r}")
-    return SlidingWindowInferer(fine)
 
 
 def instrument(times: dict, sync) -> None:
@@ -95,15 +78,21 @@ def main() -> None:
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--first-call", action="store_true", help="show the first call of the process instead"
+    )
     args = ap.parse_args()
     if args.repeat < 1:
         raise SystemExit(f"--repeat must be >= 1, got {args.repeat}")
     torch.set_num_threads(args.threads)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    try:
+        inferer = ours_inferer(args.method)
+    except ValueError as err:
+        raise SystemExit(f"--method: {err}") from None
     seg = NetworkSegmenter.load(args.model, device=args.device)
     seg.network.decoder.deep_supervision = False
     image = read_volume(args.image)
-    inferer = make_inferer(args.method)
     times: dict = defaultdict(float)
     instrument(times, sync)
     forward = seg.predict_logits
@@ -118,15 +107,15 @@ def main() -> None:
 
     seg.predict_logits = timed_forward
     calls = []
-    for i in range(args.repeat + 1):  # call 0 warms up and is not kept
+    for _ in range(args.repeat + 1):
         times.clear()
         sync()
         t0 = time.perf_counter()
         inferer(image, seg)
         sync()
-        if i > 0:
-            calls.append((time.perf_counter() - t0, dict(times)))
-    total, steps = min(calls, key=lambda call: call[0])
+        calls.append((time.perf_counter() - t0, dict(times)))
+    # call 0 pays the process's one-off costs: shown with --first-call, else not kept
+    total, steps = calls[0] if args.first_call else min(calls[1:], key=lambda call: call[0])
     floor = min(floor_forward(image, seg, args.device)[2] for _ in range(args.repeat))
     print_table(args, image.shape, total, steps, floor)
 
@@ -136,7 +125,8 @@ def print_table(args, shape, total: float, times: dict, floor: float) -> None:
     network = times.get("network forward passes", 0.0)
     times["window bookkeeping (stack, weights, sums)"] = windows - network
     times["other (placement, transfers, checks)"] = total - sum(times.values())
-    print(f"{args.method} on {args.device}, input {shape}, fastest of {args.repeat} calls")
+    which = "first call" if args.first_call else f"fastest of {args.repeat} calls"
+    print(f"{args.method} on {args.device}, input {shape}, {which}")
     print("\n| step | s | share |\n|---|---|---|")
     for step, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
         print(f"| {step} | {seconds:.4f} | {100 * seconds / total:.0f} % |")

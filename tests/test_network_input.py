@@ -19,7 +19,8 @@ from flare_uda.inference import (
     SlidingWindowConfig,
     SlidingWindowInferer,
 )
-from flare_uda.inference.network_input import NetworkInput, region_geometry, to_network_grid
+from flare_uda.inference.grid import region_geometry
+from flare_uda.inference.network_input import NetworkInput, to_network_grid
 from flare_uda.inference.windows import bounding_box
 from flare_uda.volume import Volume
 

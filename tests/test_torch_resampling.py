@@ -119,13 +119,15 @@ def test_roi_inferer_torch_resampling_agrees(source):
 
 
 def test_auto_resampling_is_nnunets_on_cpu():
-    from flare_uda.inference.grid import resample_for_network
+    from flare_uda.inference.network_input import to_network_grid
 
     vol = blob_volume(spacing=(2.5, 0.9, 0.7))
-    image, grid = resample_for_network(vol, (2.0, 1.0, 1.0), "auto", "cpu")
-    ref, ref_grid = resample_for_network(vol, (2.0, 1.0, 1.0), "nnunet", "cpu")
+    p = plan(spacing=(2.0, 1.0, 1.0))
+    net = to_network_grid(vol, p, resampling="auto", device="cpu")
+    ref = to_network_grid(vol, p, resampling="nnunet", device="cpu")
+    image, grid, ref_grid = net.image, net.grid, ref.grid
     assert isinstance(image, np.ndarray)
-    np.testing.assert_array_equal(image, ref)
+    np.testing.assert_array_equal(image, ref.image)
     assert grid.same_geometry(ref_grid)
     with pytest.raises(ValueError, match=r"resampling must be one of .*, got .cubic."):
-        resample_for_network(vol, (2.0, 1.0, 1.0), "cubic")
+        to_network_grid(vol, p, resampling="cubic")

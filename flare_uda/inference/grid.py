@@ -18,7 +18,7 @@ from flare_uda.segmentation.base import SegmentationPlan
 from flare_uda.volume import Volume
 
 RESAMPLINGS = ("auto", "nnunet", "torch")
-"""How an image reaches the network's spacing (see :func:`resample_for_network`)."""
+"""How an image reaches the network's spacing (see :func:`resolve_resampling`)."""
 
 
 def _same_spacing(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -49,25 +49,6 @@ def resolve_resampling(resampling: str, device: torch.device | str) -> str:
     if resampling == "auto":
         return "torch" if torch.device(device).type == "cuda" else "nnunet"
     return resampling
-
-
-def resample_for_network(
-    image: Volume, spacing: Sequence[float], resampling: str = "auto", device="cpu"
-) -> tuple[np.ndarray | torch.Tensor, Volume]:
-    """``image`` on the network grid at ``spacing``, by ``resampling``.
-
-    ``"nnunet"``: nnU-Net's resampler on the CPU, returns a numpy array;
-    ``"torch"``: :func:`~flare_uda.data.torch_resampling.resample_image_torch`,
-    returns a tensor on ``device``; ``"auto"``: ``"torch"`` on CUDA, else
-    ``"nnunet"``. Both land on the same grid, returned as a Volume (use its
-    geometry; with ``"torch"`` its array is a placeholder).
-    """
-    if resolve_resampling(resampling, device) == "torch":
-        from flare_uda.data.torch_resampling import resample_image_torch
-
-        return resample_image_torch(image, spacing, device)
-    grid = resample_image(image, spacing)
-    return grid.array, grid
 
 
 def prepare(
@@ -162,16 +143,20 @@ def _nearest_same_direction(
     return out
 
 
+def region_geometry(volume: Volume, box: Sequence[slice] | None) -> Volume:
+    """The geometry of ``volume[box]`` (a zero-copy placeholder array), or ``volume``."""
+    if box is None:
+        return volume
+    starts = [b.start or 0 for b in box]
+    shape = tuple(len(range(*b.indices(n))) for b, n in zip(box, volume.shape, strict=True))
+    origin = tuple(volume.index_to_physical(np.array(starts, dtype=float)).tolist())
+    placeholder = np.broadcast_to(np.zeros((), dtype=np.uint8), shape)
+    return Volume(placeholder, volume.spacing, origin, volume.direction)
+
+
 def crop_volume(volume: Volume, box: Sequence[slice]) -> Volume:
     """The sub-volume ``volume.array[box]`` with its own origin (physical position kept)."""
-    starts = np.array([b.start or 0 for b in box], dtype=float)
-    origin = volume.index_to_physical(starts)
-    return Volume(
-        np.ascontiguousarray(volume.array[tuple(box)]),
-        volume.spacing,
-        tuple(origin.tolist()),
-        volume.direction,
-    )
+    return region_geometry(volume, box).with_array(np.ascontiguousarray(volume.array[tuple(box)]))
 
 
 def box_to_grid(box: Sequence[slice], source: Volume, target: Volume) -> tuple[slice, ...]:

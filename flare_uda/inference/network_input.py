@@ -27,6 +27,7 @@ from flare_uda.inference.grid import (
     crop_volume,
     labels_to_grid_array,
     normalize_for_plan,
+    region_geometry,
     resample_image,
     resolve_resampling,
 )
@@ -48,18 +49,7 @@ def upload(volume: Volume, device: torch.device | str) -> torch.Tensor:
         array = array.astype(np.float32)
     array = np.ascontiguousarray(array)
     host = torch.from_numpy(array) if array.flags.writeable else torch.tensor(array)
-    return host.to(device, non_blocking=False).float()
-
-
-def region_geometry(volume: Volume, box: Sequence[slice] | None) -> Volume:
-    """The geometry of ``volume[box]`` (a zero-copy placeholder array), or ``volume``."""
-    if box is None:
-        return volume
-    shape = tuple(b.stop - b.start for b in box)
-    starts = np.array([b.start for b in box], dtype=float)
-    origin = tuple(volume.index_to_physical(starts).tolist())
-    placeholder = np.broadcast_to(np.zeros((), dtype=np.uint8), shape)
-    return Volume(placeholder, volume.spacing, origin, volume.direction)
+    return host.to(device).float()
 
 
 @dataclass
@@ -95,21 +85,20 @@ class NetworkInput:
                 f"labels must have the network grid's shape {self.grid.shape}, "
                 f"got {tuple(labels.shape)}"
             )
-        region = region_geometry(self.volume, self.box)
-        array = labels_to_grid_array(labels, self.grid, region)
-        if isinstance(array, torch.Tensor):
-            array = array.to(torch.uint8)
-            if self.box is not None:
-                full = torch.zeros(self.volume.shape, dtype=torch.uint8, device=array.device)
-                full[self.box] = array
-                array = full
-            return self.volume.with_array(array.cpu().numpy())
-        array = np.asarray(array).astype(np.uint8, copy=False)
+        array = labels_to_grid_array(labels, self.grid, region_geometry(self.volume, self.box))
+        on_device = isinstance(array, torch.Tensor)
+        array = (
+            array.to(torch.uint8) if on_device else np.asarray(array).astype(np.uint8, copy=False)
+        )
         if self.box is not None:
-            full = np.zeros(self.volume.shape, dtype=np.uint8)
+            full = (
+                torch.zeros(self.volume.shape, dtype=torch.uint8, device=array.device)
+                if on_device
+                else np.zeros(self.volume.shape, dtype=np.uint8)
+            )
             full[self.box] = array
             array = full
-        return self.volume.with_array(array)
+        return self.volume.with_array(array.cpu().numpy() if on_device else array)
 
 
 def to_network_grid(

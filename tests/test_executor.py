@@ -44,5 +44,5 @@ def test_custom_engine_plugs_in():
 
 
 def test_bad_workers():
-    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"workers must be >= 1 \(or null: one per core\), got 0"):
         ProcessExecutor(workers=0)

@@ -57,12 +57,18 @@ def test_volume_prior_filter_ratios_in_mm3():
         "edge": [_vol(90, 2)],  # 1.8x and 0.2x exactly: kept
         "no_spleen": [_vol(50, 0)],
     }
-    f = VolumePriorFilter(means)
+    f = VolumePriorFilter(mean_volumes=means)
     assert f.select(history) == ["ok", "edge"]
-    assert VolumePriorFilter(means, missing="ignore").select(history) == ["ok", "edge", "no_spleen"]
-    assert VolumePriorFilter(means, round_index=0).select({"big": history["big"]}) == ["big"]
+    assert VolumePriorFilter(mean_volumes=means, missing="ignore").select(history) == [
+        "ok",
+        "edge",
+        "no_spleen",
+    ]
+    assert VolumePriorFilter(mean_volumes=means, round_index=0).select({"big": history["big"]}) == [
+        "big"
+    ]
     bare = {"x": [_vol(50, 10).array]}
-    assert VolumePriorFilter(means, spacing=(2.0, 1.0, 1.0)).select(bare) == ["x"]
+    assert VolumePriorFilter(mean_volumes=means, spacing=(2.0, 1.0, 1.0)).select(bare) == ["x"]
     with pytest.raises(ValueError, match="got bare arrays and spacing=None"):
         f.select(bare)
 
@@ -84,7 +90,9 @@ def test_all_of_composes_in_order():
         Volume(BASE.reshape(1, 1, -1)),
         Volume(np.where(BASE == 2, 2, 0).reshape(1, 1, -1)),
     ]
-    combo = AllOf([VolumePriorFilter(means), UncertaintyFilter(keep_fraction=0.5)])
+    combo = AllOf(
+        filters=[VolumePriorFilter(mean_volumes=means), UncertaintyFilter(keep_fraction=0.5)]
+    )
     # the volume prior drops a (liver 1 voxel: 0.125x), d (empty), e (no liver);
     # then the more certain half of the survivors b, c: ceil(0.5 * 2) = 1
     assert combo.select(history) == ["b"]
@@ -101,8 +109,29 @@ def test_filter_errors():
     with pytest.raises(ValueError, match="at least 2 label maps"):
         UncertaintyFilter(threshold=1.0).select({"a": [BASE]})
     with pytest.raises(ValueError, match="low < high"):
-        VolumePriorFilter({1: 1.0}, low=2.0, high=1.0)
+        VolumePriorFilter(mean_volumes={1: 1.0}, low=2.0, high=1.0)
     with pytest.raises(ValueError, match="at least one filter"):
-        AllOf([])
+        AllOf(filters=[])
     with pytest.raises(KeyError, match="Did you mean 'uncertainty'"):
         get_filter("uncertainy")
+    with pytest.raises(TypeError, match="needs the options \\['mean_volumes'\\]"):
+        VolumePriorFilter()
+    with pytest.raises(TypeError, match="keep_fraction must be a number or null, got True"):
+        UncertaintyFilter(keep_fraction=True)
+    with pytest.raises(TypeError, match="takes a UncertaintyOptions config or keywords, got float"):
+        UncertaintyFilter(0.5)
+
+
+def test_all_of_keeps_its_filters_as_specs():
+    combo = AllOf(filters=[UncertaintyFilter(keep_fraction=0.5)])
+    config = combo.to_config()
+    assert config == {
+        "name": "all_of",
+        "options": {
+            "filters": [
+                {"name": "uncertainty", "options": {"threshold": None, "keep_fraction": 0.5}}
+            ]
+        },
+    }
+    again = get_filter("all_of", **config["options"])
+    assert again.to_config() == config and isinstance(again.filters_[0], UncertaintyFilter)

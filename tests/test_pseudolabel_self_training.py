@@ -93,7 +93,12 @@ def test_process_executor_matches_serial(tmp_path):
 
 def test_filter_applied(tmp_path):
     res = run_self_training(
-        Recorder().train, predict, _cases(), 2, tmp_path, label_filter=UncertaintyFilter(0.0)
+        Recorder().train,
+        predict,
+        _cases(),
+        2,
+        tmp_path,
+        label_filter=UncertaintyFilter(threshold=0.0),
     )
     assert res.kept == ["case1"] and list(res.labels) == ["case1"]
     assert (tmp_path / "final" / "case1.nii.gz").exists()

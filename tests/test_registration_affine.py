@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -178,8 +180,10 @@ def test_registrar_errors():
         get_registrar("torch", shrink_factors=(4, 2), iterations=(10,))
     with pytest.raises(ValueError, match="optimizer must be one of"):
         get_registrar("torch", optimizer="sgd")
-    with pytest.raises(ValueError, match="pass either config or keywords"):
-        get_registrar("sitk", config=REGISTRARS.get("sitk")().config, iterations=3)
+    with pytest.raises(KeyError, match="unknown option of registrar.options 'iteration'"):
+        get_registrar("sitk", iteration=3)
+    base = REGISTRARS.get("sitk")(iterations=7).config
+    assert REGISTRARS.get("sitk")(base, seed=3).config == replace(base, seed=3)
     with pytest.raises(ValueError, match="as many smoothing sigmas"):
         get_registrar("sitk", shrink_factors=(4, 2), smoothing_sigmas=(1.0,))
     with pytest.raises(ValueError, match="equal b and c"):

@@ -34,13 +34,17 @@ def case(cid: str, sequence: str | None, label: np.ndarray, origin=(0.0, 0.0, 0.
     return Case(cid, img, Volume(label, SPACING, origin), "MR", sequence)
 
 
+LABELS = {"features": "labels", "shrink_factors": [8, 4, 2]}
+
+
 def test_transfer_moves_better_label_onto_worse_grid():
     better = [case("t1_a", "T1", boxes(scale=0.8)), case("t1_b", "T1", boxes(shift=3))]
     worse_label = boxes()
     worse_label[3:5][worse_label[3:5] == 1] = 0  # its own pseudo-label misses part of the liver
     worse = case("t2", "T2", worse_label, origin=(0.0, 4.0, 0.0))
     # t1_b (same size, shifted 3 voxels) is the volume match: t1_a is 0.8^3 the size.
-    (res,) = run_mdm(better + [worse], MDMConfig(gate_dice=0.8), executor=SerialExecutor())
+    cfg = MDMConfig(gate_dice=0.8, registrar={"name": "torch", "options": LABELS})
+    (res,) = run_mdm(better + [worse], cfg, executor=SerialExecutor())
     assert (res.case_id, res.matched_id) == ("t2", "t1_b")
     assert res.label is not None and res.label.same_geometry(worse.image)
     # the full liver comes from the better domain, aligned with where it truly is
@@ -60,17 +64,18 @@ def test_gate_rejects_disagreeing_transfer():
     own[own == 2] = 0
     own[5:11, 20:26, 12:17] = 2  # kidneys elsewhere in the worse case's own label
     worse = case("t2", "T2", own)
-    cfg = MDMConfig(gate_dice=0.8, registrar="sitk", registrar_options={"iterations": 20})
-    (res,) = run_mdm([better, worse], cfg)
+    sitk = {"name": "sitk", "options": {"iterations": 20, "features": "labels"}}
+    (res,) = run_mdm([better, worse], MDMConfig(gate_dice=0.8, registrar=sitk))
     assert res.label is None and res.gate_dice < 0.8
-    (ungated,) = run_mdm([better, worse], MDMConfig(gate_dice=None))
+    labels = {"name": "torch", "options": LABELS}
+    (ungated,) = run_mdm([better, worse], MDMConfig(gate_dice=None, registrar=labels))
     assert ungated.label is not None and ungated.gate_dice is None
 
 
 def test_anatomy_features_and_quality_split():
     better = case("a", None, boxes(shift=2))
     worse = case("b", None, boxes())
-    cfg = MDMConfig(features="anatomy", gate_dice=0.7)
+    cfg = MDMConfig(gate_dice=0.7)  # the default registrar sees the anatomy-space images
     (res,) = run_mdm([better, worse], cfg, scores={"a": 1.0, "b": 0.0})
     assert (res.case_id, res.matched_id) == ("b", "a")
     assert res.label is not None and mean_dice(res.label.array, boxes(), (1, 2, 13)) > 0.8
@@ -108,6 +113,10 @@ def test_mdm_errors():
     with pytest.raises(KeyError, match="Did you mean 'sitk'"):
         MDMConfig(registrar="sitkk")
     with pytest.raises(ValueError, match="features must be one of"):
-        MDMConfig(features="intensity")
+        MDMConfig(registrar={"name": "torch", "options": {"features": "intensity"}})
+    with pytest.raises(TypeError, match=r"registrar.options.lr must be a number, got '0.1'"):
+        MDMConfig(registrar={"name": "torch", "options": {"lr": "0.1"}})
+    with pytest.raises(KeyError, match="Did you mean 'volume'"):
+        MDMConfig(matcher="volumes")
     with pytest.raises(ValueError, match="no pseudo-label"):
         run_mdm([t1, case("t2", "T2", boxes()).with_label(None)])

@@ -53,7 +53,7 @@ def command(
             out_dir,
             label_map=label_map,
             pred_label_map=pred_label_map,
-            executor=ProcessExecutor(workers),
+            executor=ProcessExecutor(workers=workers),
             nsd_gate=None if no_nsd_gate else 0.2,
             tubular_crop=tubular_crop,
             plot=not no_plot,

@@ -207,13 +207,15 @@ class UDAPipeline:
         def build() -> list[Case]:
             cases = stages.with_labels(unlabelled, pseudo)
             worse = "T2" if pcfg.better_sequence == "T1" else "T1"
+            # Sobel images (the paper registers images); pseudo-labels of a weak
+            # segmenter can be empty, which label features cannot register.
+            options: dict = {"features": "image" if pcfg.mdm_features == "anatomy" else "labels"}
+            if pcfg.registrar in ("torch", "sitk"):
+                options["shrink_factors"] = (8, 4, 2)
             mdm_cfg = MDMConfig(
                 better=pcfg.better_sequence,
                 worse=worse,
-                registrar=pcfg.registrar,
-                # Sobel images (the paper registers images); pseudo-labels of a weak
-                # segmenter can be empty, which label features cannot register.
-                features=pcfg.mdm_features,
+                registrar={"name": pcfg.registrar, "options": options},
                 gate_dice=0.8 if pcfg.quality_gate else None,
             )
             results = run_mdm(cases, mdm_cfg)

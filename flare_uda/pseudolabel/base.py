@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from flare_uda.plugin import Plugin, PluginSpec, plugin_list_field, resolve_plugin_fields
 from flare_uda.registry import Registry
 from flare_uda.volume import Volume
 
@@ -40,8 +42,10 @@ def label_arrays(labels: Sequence[LabelLike], min_count: int = 1) -> list[np.nda
     return arrays
 
 
-class PseudoLabelFilter(ABC):
+class PseudoLabelFilter(Plugin, ABC):
     """Selects the case ids whose pseudo-labels are trusted."""
+
+    kind = "filter"
 
     def select(self, history: History) -> list[str]:
         """Kept case ids, in ``history`` order.
@@ -63,26 +67,38 @@ class PseudoLabelFilter(ABC):
         """Case ids to keep (any order)."""
 
 
+@dataclass(frozen=True)
+class AllOfOptions:
+    """Options of :class:`AllOf`: ``filters``, a list of filter plug-ins (objects or specs)."""
+
+    filters: tuple[PluginSpec, ...] = plugin_list_field("filter")
+
+    def __post_init__(self) -> None:
+        resolve_plugin_fields(self)
+        if not self.filters:
+            raise ValueError("expected at least one filter, got none")
+
+
 @FILTERS.register("all_of")
 class AllOf(PseudoLabelFilter):
     """Keeps a case only if every filter keeps it (filters compose by intersection).
 
     Filters run in order, each on the cases the previous ones kept, so a
     keep-fraction filter placed last takes its fraction of the survivors.
+    ``filters`` may be filter objects or ``{name, options}`` specs; they are
+    kept as specs (so the composition round-trips) and built once, in
+    :attr:`filters_`.
     """
 
-    def __init__(self, filters: Sequence[PseudoLabelFilter]) -> None:
-        filters = list(filters)
-        if not filters:
-            raise ValueError("expected at least one filter, got none")
-        for f in filters:
-            if not isinstance(f, PseudoLabelFilter):
-                raise TypeError(f"expected PseudoLabelFilter objects, got {type(f).__name__}")
-        self.filters = filters
+    config_class = AllOfOptions
+
+    def __init__(self, config: Any = None, /, **options: Any) -> None:
+        super().__init__(config, **options)
+        self.filters_ = [spec.build() for spec in self.config.filters]
 
     def keep(self, history: History) -> list[str]:
         current = dict(history)
-        for f in self.filters:
+        for f in self.filters_:
             if not current:
                 break
             kept = set(f.select(current))
@@ -90,8 +106,10 @@ class AllOf(PseudoLabelFilter):
         return list(current)
 
 
-class Ensembler(ABC):
+class Ensembler(Plugin, ABC):
     """Fuses one case's pseudo-labels of several rounds into one label map."""
+
+    kind = "ensembler"
 
     def __call__(self, labels: Sequence[LabelLike]) -> LabelLike:
         """The fused label, a Volume with the first input's geometry when given Volumes."""
@@ -105,11 +123,11 @@ class Ensembler(ABC):
         """Fuse arrays of one shape (oldest round first) into one label array."""
 
 
-def get_ensembler(name: str, **kwargs: Any) -> Ensembler:
-    """An ensembler by registry name (``"union"``, ``"majority"``)."""
-    return ENSEMBLERS.get(name)(**kwargs)
+def get_ensembler(name: str, **options: Any) -> Ensembler:
+    """An ensembler by registry name (``"union"``, ``"majority"``) and its options."""
+    return Ensembler.from_config({"name": name, "options": options})
 
 
-def get_filter(name: str, **kwargs: Any) -> PseudoLabelFilter:
+def get_filter(name: str, **options: Any) -> PseudoLabelFilter:
     """A filter by registry name (``"uncertainty"``, ``"volume_prior"``, ``"all_of"``)."""
-    return FILTERS.get(name)(**kwargs)
+    return PseudoLabelFilter.from_config({"name": name, "options": options})

@@ -9,7 +9,8 @@ Compose them with :class:`~flare_uda.pseudolabel.base.AllOf`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,9 +20,9 @@ from flare_uda.pseudolabel.uncertainty import uncertainties
 from flare_uda.volume import Case, Volume
 
 
-@FILTERS.register("uncertainty")
-class UncertaintyFilter(PseudoLabelFilter):
-    """Keep cases whose eq. 7 uncertainty is low.
+@dataclass(frozen=True)
+class UncertaintyOptions:
+    """Options of :class:`UncertaintyFilter`.
 
     Parameters
     ----------
@@ -31,26 +32,43 @@ class UncertaintyFilter(PseudoLabelFilter):
         Keep the ``ceil(keep_fraction * n)`` most certain cases (after the
         threshold when both are given). Ties keep the earlier case in history
         order. Cases with ``u = inf`` are never kept.
+
+    At least one of the two is required.
     """
 
-    def __init__(self, threshold: float | None = None, keep_fraction: float | None = None) -> None:
-        if threshold is None and keep_fraction is None:
+    threshold: float | None = None
+    keep_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.threshold is None and self.keep_fraction is None:
             raise ValueError("expected threshold and/or keep_fraction, got neither")
-        if threshold is not None and not threshold >= 0:
-            raise ValueError(f"threshold must be >= 0, got {threshold}")
-        if keep_fraction is not None and not 0 < keep_fraction <= 1:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
-        self.threshold = threshold
-        self.keep_fraction = keep_fraction
+        if self.threshold is not None and not self.threshold >= 0:
+            raise ValueError(f"threshold must be >= 0, got {self.threshold}")
+        if self.keep_fraction is not None and not 0 < self.keep_fraction <= 1:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {self.keep_fraction}")
+
+
+@FILTERS.register("uncertainty")
+class UncertaintyFilter(PseudoLabelFilter):
+    """Keep cases whose eq. 7 uncertainty is low (see :class:`UncertaintyOptions`).
+
+    Attributes
+    ----------
+    uncertainties_ : dict case_id -> float
+        Eq. 7 of every case of the last history seen.
+    """
+
+    config_class = UncertaintyOptions
 
     def keep(self, history: History) -> list[str]:
         u = uncertainties(history)
         self.uncertainties_ = u
+        threshold, keep_fraction = self.config.threshold, self.config.keep_fraction
         ids = [cid for cid in history if math.isfinite(u[cid])]
-        if self.threshold is not None:
-            ids = [cid for cid in ids if u[cid] <= self.threshold]
-        if self.keep_fraction is not None:
-            n = math.ceil(self.keep_fraction * len(ids))
+        if threshold is not None:
+            ids = [cid for cid in ids if u[cid] <= threshold]
+        if keep_fraction is not None:
+            n = math.ceil(keep_fraction * len(ids))
             ids = sorted(ids, key=lambda cid: u[cid])[:n]  # stable: ties keep history order
         return ids
 
@@ -72,9 +90,9 @@ def source_volume_stats(cases: Sequence[Case]) -> dict[int, float]:
     return {organ: float(np.mean(v)) for organ, v in sorted(sums.items())}
 
 
-@FILTERS.register("volume_prior")
-class VolumePriorFilter(PseudoLabelFilter):
-    """Reject cases with an organ volume outside ``[low, high] x`` its source-domain mean.
+@dataclass(frozen=True)
+class VolumePriorOptions:
+    """Options of :class:`VolumePriorFilter`.
 
     Parameters
     ----------
@@ -91,46 +109,57 @@ class VolumePriorFilter(PseudoLabelFilter):
         (z, y, x) mm, needed only when the history holds bare arrays.
     """
 
-    def __init__(
-        self,
-        mean_volumes: Mapping[int, float],
-        low: float = 0.2,
-        high: float = 1.8,
-        missing: str = "reject",
-        round_index: int = -1,
-        spacing: tuple[float, float, float] | None = None,
-    ) -> None:
-        if not mean_volumes:
+    mean_volumes: dict[int, float]
+    low: float = 0.2
+    high: float = 1.8
+    missing: str = "reject"
+    round_index: int = -1
+    spacing: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.mean_volumes:
             raise ValueError("expected source mean volumes for at least one organ, got none")
-        if any(not v > 0 for v in mean_volumes.values()):
-            raise ValueError(f"mean volumes must be > 0 mm^3, got {dict(mean_volumes)}")
-        if not 0 <= low < high:
-            raise ValueError(f"expected 0 <= low < high, got low={low}, high={high}")
-        require_choice(missing, ("reject", "ignore"), "missing")
-        self.mean_volumes = {int(k): float(v) for k, v in mean_volumes.items()}
-        self.low, self.high, self.missing = float(low), float(high), missing
-        self.round_index = int(round_index)
-        self.spacing = None if spacing is None else as_triplet(spacing, "spacing", positive=True)
+        if any(not v > 0 for v in self.mean_volumes.values()):
+            raise ValueError(f"mean volumes must be > 0 mm^3, got {dict(self.mean_volumes)}")
+        if not 0 <= self.low < self.high:
+            raise ValueError(f"expected 0 <= low < high, got low={self.low}, high={self.high}")
+        require_choice(self.missing, ("reject", "ignore"), "missing")
+        volumes = {int(k): float(v) for k, v in self.mean_volumes.items()}
+        object.__setattr__(self, "mean_volumes", volumes)
+        if self.spacing is not None:
+            object.__setattr__(self, "spacing", as_triplet(self.spacing, "spacing", positive=True))
+
+
+@FILTERS.register("volume_prior")
+class VolumePriorFilter(PseudoLabelFilter):
+    """Reject cases with an organ volume outside ``[low, high] x`` its source-domain mean.
+
+    See :class:`VolumePriorOptions`.
+    """
+
+    config_class = VolumePriorOptions
 
     def ratios(self, label: Volume | np.ndarray) -> dict[int, float]:
         """Volume / source mean per organ of one label map."""
+        cfg = self.config
         if isinstance(label, Volume):
             arr, voxel = label.array, label.voxel_volume_mm3
-        elif self.spacing is None:
+        elif cfg.spacing is None:
             raise ValueError(
                 "expected Volume labels or a spacing, got bare arrays and spacing=None"
             )
         else:
-            arr, voxel = np.asarray(label), float(np.prod(self.spacing))
-        counts = np.bincount(arr.ravel().astype(np.int64), minlength=max(self.mean_volumes) + 1)
-        return {o: counts[o] * voxel / m for o, m in self.mean_volumes.items()}
+            arr, voxel = np.asarray(label), float(np.prod(cfg.spacing))
+        counts = np.bincount(arr.ravel().astype(np.int64), minlength=max(cfg.mean_volumes) + 1)
+        return {o: counts[o] * voxel / m for o, m in cfg.mean_volumes.items()}
 
     def keep(self, history: History) -> list[str]:
+        cfg = self.config
         kept = []
         for cid, labels in history.items():
-            ratios = self.ratios(list(labels)[self.round_index])
+            ratios = self.ratios(list(labels)[cfg.round_index])
             ok = all(
-                (r == 0 and self.missing == "ignore") or self.low <= r <= self.high
+                (r == 0 and cfg.missing == "ignore") or cfg.low <= r <= cfg.high
                 for r in ratios.values()
             )
             if ok:

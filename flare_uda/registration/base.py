@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from flare_uda._validation import require_choice
+from flare_uda.plugin import Plugin
 from flare_uda.registration.affine import require_affine, resample_affine
 from flare_uda.registration.features import FEATURES, LABEL_ENCODINGS, to_features
 from flare_uda.registry import Registry
@@ -24,8 +25,10 @@ MATCHERS: Registry[type[Matcher]] = Registry("matcher")
 REGISTRARS: Registry[type[Registrar]] = Registry("registrar")
 
 
-class Matcher(ABC):
+class Matcher(Plugin, ABC):
     """Pairs every query case with one pool case."""
+
+    kind = "matcher"
 
     def match(
         self, query_cases: Sequence[Case], pool_cases: Sequence[Case]
@@ -106,26 +109,18 @@ def balanced_weights(label: np.ndarray, organs: tuple[int, ...]) -> np.ndarray:
     return np.sqrt(mean / v).astype(np.float32)
 
 
-class Registrar(ABC):
+class Registrar(Plugin, ABC):
     """Estimates an affine map between a moving and a fixed volume.
 
     ``fit`` learns ``matrix_`` (4x4, fixed physical (z, y, x) mm -> moving
     physical mm; see :mod:`flare_uda.registration.affine`) and keeps the
     fixed grid in ``fixed_``; ``transform`` moves any volume on the moving grid
-    onto the fixed grid (labels by nearest neighbour).
+    onto the fixed grid (labels by nearest neighbour). Options: a
+    :class:`RegistrarConfig` subclass as ``config_class``.
     """
 
-    config_class: type[RegistrarConfig] = RegistrarConfig
-    """The frozen dataclass holding a subclass's options."""
-
-    def __init__(self, config: RegistrarConfig | None = None, **kwargs: Any) -> None:
-        if config is not None and kwargs:
-            raise ValueError(
-                f"pass either config or keywords, got both (keywords {sorted(kwargs)})"
-            )
-        if config is not None and not isinstance(config, self.config_class):
-            raise TypeError(f"expected a {self.config_class.__name__}, got {type(config).__name__}")
-        self.config = config if config is not None else self.config_class(**kwargs)
+    kind = "registrar"
+    config_class = RegistrarConfig
 
     def fit(self, moving: Volume, fixed: Volume) -> Registrar:
         """Register ``moving`` onto ``fixed``; returns ``self``."""
@@ -165,11 +160,11 @@ class Registrar(ABC):
         return resample_affine(volume, self.matrix_, self.fixed_, is_label=is_label)
 
 
-def get_registrar(name: str, **kwargs: Any) -> Registrar:
-    """A registrar by registry name (``"sitk"``, ``"torch"``) with its config keywords."""
-    return REGISTRARS.get(name)(**kwargs)
+def get_registrar(name: str, **options: Any) -> Registrar:
+    """A registrar by registry name (``"sitk"``, ``"torch"``) with its options."""
+    return Registrar.from_config({"name": name, "options": options})
 
 
-def get_matcher(name: str, **kwargs: Any) -> Matcher:
-    """A matcher by registry name (``"volume"``) with its keywords."""
-    return MATCHERS.get(name)(**kwargs)
+def get_matcher(name: str, **options: Any) -> Matcher:
+    """A matcher by registry name (``"volume"``) with its options."""
+    return Matcher.from_config({"name": name, "options": options})

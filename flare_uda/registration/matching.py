@@ -6,6 +6,8 @@ different spacings compare correctly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from flare_uda._validation import require_choice
@@ -72,9 +74,9 @@ def match_by_volume(
     return np.argmin(dist, axis=1)  # argmin returns the first minimum: lowest index wins ties
 
 
-@MATCHERS.register("volume")
-class VolumeMatcher(Matcher):
-    """Match on the pseudo-label (``Case.label``) foreground volume, or per-organ vector.
+@dataclass(frozen=True)
+class VolumeMatcherOptions:
+    """Options of :class:`VolumeMatcher`.
 
     Parameters
     ----------
@@ -85,18 +87,26 @@ class VolumeMatcher(Matcher):
         Distance between per-organ vectors.
     """
 
-    def __init__(self, organs: tuple[int, ...] | None = None, metric: str = "l1") -> None:
-        require_choice(metric, METRICS, "metric")
-        if organs is not None and (not organs or min(organs) < 1):
-            raise ValueError(f"organs must be None or positive labels, got {organs}")
-        self.organs = None if organs is None else tuple(int(o) for o in organs)
-        self.metric = metric
+    organs: tuple[int, ...] | None = None
+    metric: str = "l1"
+
+    def __post_init__(self) -> None:
+        require_choice(self.metric, METRICS, "metric")
+        if self.organs is not None and (not self.organs or min(self.organs) < 1):
+            raise ValueError(f"organs must be None or positive labels, got {self.organs}")
+
+
+@MATCHERS.register("volume")
+class VolumeMatcher(Matcher):
+    """Match on the pseudo-label (``Case.label``) foreground volume, or per-organ vector."""
+
+    config_class = VolumeMatcherOptions
 
     def _volumes(self, cases: list[Case]) -> np.ndarray:
         for c in cases:
             if c.label is None:
                 raise ValueError(f"case {c.case_id!r} has no pseudo-label to measure, got None")
-        return np.stack([label_volumes_mm3(c.label, self.organs) for c in cases])
+        return np.stack([label_volumes_mm3(c.label, self.config.organs) for c in cases])
 
     def match_indices(self, query: list[Case], pool: list[Case]) -> np.ndarray:
-        return match_by_volume(self._volumes(query), self._volumes(pool), self.metric)
+        return match_by_volume(self._volumes(query), self._volumes(pool), self.config.metric)

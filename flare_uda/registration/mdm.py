@@ -1,13 +1,15 @@
 """MDM, multi-domain matching: move better-sequence pseudo-labels onto worse-sequence cases.
 
 MR cases are split into a better and a worse sub-domain (by ``Case.sequence``,
-or by a pseudo-label quality score when sequences are unknown). Each
-worse-domain case is matched with the better-domain case of closest
-pseudo-label volume (eq. 5), that case is registered onto it by an affine map
-(its pseudo-label as smooth channels, or both images in anatomy space), and
-its pseudo-label is moved onto the worse case's grid by nearest neighbour.
-An optional quality gate keeps a transferred label only when it agrees with
-the case's own pseudo-label on reliable organs (kidneys, Dice >= 0.8).
+or by a pseudo-label quality score when sequences are unknown). A matcher
+plug-in pairs each worse-domain case with a better-domain case (the paper's:
+closest pseudo-label volume, eq. 5), a registrar plug-in aligns that case onto
+it by an affine map, and its pseudo-label is moved onto the worse case's grid
+by nearest neighbour. What is registered follows the registrar's own
+``features`` option: ``"image"``, the two MR images in Sobel anatomy space (as
+the paper registers images), or ``"labels"``, their pseudo-labels as smooth
+channels. An optional quality gate keeps a transferred label only when it
+agrees with the case's own pseudo-label on reliable organs (kidneys).
 Per-pair work goes through the executor seam.
 """
 
@@ -15,68 +17,56 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 
-from flare_uda._validation import require_choice
 from flare_uda.executor import Executor, get_executor
-from flare_uda.registration.base import REGISTRARS, get_registrar
-from flare_uda.registration.matching import METRICS, VolumeMatcher
+from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
 from flare_uda.volume import Case, Volume
-
-MDM_FEATURES = ("labels", "anatomy")
 
 
 @dataclass(frozen=True)
 class MDMConfig:
-    """Options of the MDM stage.
+    """Options of the MDM stage (the pipeline's ``mdm`` section).
 
     Parameters
     ----------
     better, worse : str
-        Sequences of the better and the worse sub-domain (default T1 better than T2).
-    registrar : str
-        Registry name (``"torch"`` or ``"sitk"``).
-    registrar_options : dict
-        Keywords of the registrar's config (``features`` is set by ``features``).
-        Default: the pyramid (8, 4, 2) (smooth label channels need no full-resolution
-        level; ``benchmarks/bench_registration.py`` measured the same DSC at a third
-        of the time).
-    features : {"labels", "anatomy"}
-        Register the pseudo-labels as smooth channels, or the images' Sobel
-        anatomy space (:func:`flare_uda.data.anatomy.to_anatomy_space`).
-    match_organs : tuple of int or None
-        ``None``: match on foreground volume (the paper); else per-organ vectors.
-    metric : {"l1", "l2"}
+        Sequences (``Case.sequence``) of the better and the worse sub-domain
+        (default T1 better than T2).
+    matcher : plug-in spec
+        A registered matcher (default ``volume``: eq. 5, total foreground volume).
+    registrar : plug-in spec
+        A registered registrar and its options. Default: ``torch`` on the
+        anatomy-space images, pyramid (8, 4, 2) (``benchmarks/bench_registration.py``
+        measured the same DSC as (4, 2, 1) at a third of the time). With
+        ``features: labels`` the pseudo-labels are registered instead, encoded
+        for the organs of its ``organs`` option present in either label.
     gate_organs : tuple of int
         Organs checked by the quality gate (default the kidneys, 2 and 13).
     gate_dice : float or None
-        Minimum mean Dice on ``gate_organs``; ``None`` disables the gate.
+        Minimum mean Dice on ``gate_organs``; ``None`` (default, the paper) disables the gate.
     better_fraction : float
         With quality scores: the fraction of highest-scoring cases forming the better domain.
     """
 
     better: str = "T1"
     worse: str = "T2"
-    registrar: str = "torch"
-    registrar_options: dict = field(default_factory=lambda: {"shrink_factors": (8, 4, 2)})
-    features: str = "labels"
-    match_organs: tuple[int, ...] | None = None
-    metric: str = "l1"
+    matcher: PluginSpec = plugin_field("matcher", "volume")
+    registrar: PluginSpec = plugin_field("registrar", "torch", shrink_factors=(8, 4, 2))
     gate_organs: tuple[int, ...] = (2, 13)
-    gate_dice: float | None = 0.8
+    gate_dice: float | None = None
     better_fraction: float = 0.5
 
     def __post_init__(self) -> None:
+        resolve_plugin_fields(self)
+        for name in ("better", "worse"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a sequence name, got {getattr(self, name)!r}")
         if self.better == self.worse:
             raise ValueError(f"better and worse sequences must differ, got {self.better!r} twice")
-        REGISTRARS.get(self.registrar)  # unknown names raise with a did-you-mean
-        require_choice(self.features, MDM_FEATURES, "features")
-        require_choice(self.metric, METRICS, "metric")
-        if "features" in self.registrar_options:
-            raise ValueError("set features on MDMConfig, not in registrar_options")
         if self.gate_dice is not None and not 0 <= self.gate_dice <= 1:
             raise ValueError(f"gate_dice must be in [0, 1] or None, got {self.gate_dice}")
         if not 0 < self.better_fraction < 1:
@@ -158,18 +148,17 @@ def transfer_label(pair: tuple[Case, Case], config: MDMConfig) -> MDMResult:
     for c in (worse, better):
         if c.label is None:
             raise ValueError(f"case {c.case_id!r} needs a pseudo-label for MDM, got None")
-    options = dict(config.registrar_options)
-    if config.features == "labels":
-        organs = sorted(set(np.unique(better.label.array)) | set(np.unique(worse.label.array)))
-        options.setdefault("organs", tuple(int(o) for o in organs if o > 0) or (1,))
+    options = config.registrar.options
+    if options.features == "labels":
+        present = set(np.unique(better.label.array)) | set(np.unique(worse.label.array))
+        organs = tuple(o for o in options.organs if o in present) or options.organs
+        options = replace(options, organs=organs)
         moving, fixed = better.label, worse.label
-        options["features"] = "labels"
     else:
         from flare_uda.data.anatomy import to_anatomy_space
 
         moving, fixed = to_anatomy_space(better.image), to_anatomy_space(worse.image)
-        options["features"] = "image"
-    reg = get_registrar(config.registrar, **options).fit(moving, fixed)
+    reg = config.registrar.plugin_class()(options).fit(moving, fixed)
     moved = reg.transform(better.label, is_label=True)
     moved = worse.image.with_array(moved.array)
     dice = None
@@ -214,7 +203,6 @@ def run_mdm(
             f"expected cases in both sub-domains, got {len(better)} better ({cfg.better}) "
             f"and {len(worse)} worse ({cfg.worse})"
         )
-    matcher = VolumeMatcher(cfg.match_organs, cfg.metric)
-    index = matcher.match_indices(worse, better)
+    index = cfg.matcher.build().match_indices(worse, better)
     pairs = [(w, better[int(i)]) for w, i in zip(worse, index, strict=True)]
     return get_executor(executor).map(partial(transfer_label, config=cfg), pairs, desc="MDM")

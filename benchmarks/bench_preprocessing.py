@@ -10,7 +10,7 @@ On one phantom MR resampled onto ``--input-shape`` voxels (default the issue's
 * which windows hold body: a summed-volume table (our earlier code) vs
   :func:`windows_with_body` (one ``any()`` per window);
 * labels back to the input grid: SimpleITK's ResampleImageFilter (nearest)
-  vs :func:`labels_to_input_grid` (separable gather);
+  vs :func:`labels_to_grid_array` (separable gather);
 * on a CPU tensor, the choices :func:`normalize_tensor` and
   :func:`bounding_box` make: the finiteness check by ``aminmax`` instead of
   ``isfinite().all()``, the z-score statistics by numpy instead of torch's
@@ -39,11 +39,13 @@ from flare_uda.data.phantom import generate_case  # noqa: E402
 from flare_uda.data.preprocess import PAPER_SPACING, normalize  # noqa: E402
 from flare_uda.data.resampling import resample_to_reference, resample_volume  # noqa: E402
 from flare_uda.data.torch_resampling import resample_image_torch  # noqa: E402
-from flare_uda.inference.grid import labels_to_input_grid  # noqa: E402
-from flare_uda.inference.windows import (  # noqa: E402
+from flare_uda.inference.boxes import (  # noqa: E402
     _projections,
     _projections_torch,
     otsu_body_mask,
+)
+from flare_uda.inference.network_grid import labels_to_grid_array  # noqa: E402
+from flare_uda.inference.windows import (  # noqa: E402
     pad_to_patch,
     window_starts,
     windows_with_body,
@@ -121,8 +123,10 @@ def main() -> None:
     back_ref, t_ref = best_of(
         lambda: resample_to_reference(labels, case.image, is_label=True), args.repeats
     )
-    back, t_ours = best_of(lambda: labels_to_input_grid(labels, case.image), args.repeats)
-    diff = int((back.array != back_ref.array).sum())
+    back, t_ours = best_of(
+        lambda: labels_to_grid_array(labels.array, labels, case.image), args.repeats
+    )
+    diff = int((back != back_ref.array).sum())
     rows.append(("labels -> input grid", t_ref, t_ours, f"{diff} voxels differ"))
 
     raw = torch.from_numpy(np.ascontiguousarray(case.image.array, dtype=np.float32))

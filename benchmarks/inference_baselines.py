@@ -111,10 +111,10 @@ def monai_labels(image, seg, device: str = "cpu"):
     import torch
     from monai.inferers import sliding_window_inference
 
-    from flare_uda.inference.grid import prepare
+    from flare_uda.inference.network_grid import to_network_grid
     from flare_uda.inference.windows import window_starts
 
-    prep = prepare(image, seg.plan)
+    prep = to_network_grid(image, seg.plan, resampling="nnunet").grid
     x = torch.from_numpy(prep.array)[None, None].to(device)
     # on CUDA: fp16 autocast, as ours and nnU-Net use there
     amp = torch.autocast("cuda", dtype=torch.float16, enabled=device == "cuda")
@@ -139,10 +139,11 @@ def floor_forward(image, seg, device: str = "cpu"):
     """Forward passes over a no-overlap tiling of the body box; returns their time only."""
     import torch
 
-    from flare_uda.inference.grid import prepare
-    from flare_uda.inference.windows import bounding_box, otsu_body_mask, pad_to_patch
+    from flare_uda.inference.boxes import bounding_box, otsu_body_mask
+    from flare_uda.inference.network_grid import to_network_grid
+    from flare_uda.inference.windows import pad_to_patch
 
-    prep = prepare(image, seg.plan)
+    prep = to_network_grid(image, seg.plan, resampling="nnunet").grid
     box = bounding_box(otsu_body_mask(prep.array))
     roi, _ = pad_to_patch(prep.array[box][None], seg.plan.patch_size)
     p = seg.plan.patch_size

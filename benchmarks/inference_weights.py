@@ -94,7 +94,7 @@ def calibrate_background(model: Path, seed: int = 1) -> Path:
 
     from flare_uda.data.phantom import generate_case
     from flare_uda.inference import SlidingWindowConfig, sliding_window_logits
-    from flare_uda.inference.grid import prepare
+    from flare_uda.inference.network_grid import to_network_grid
     from flare_uda.segmentation.network_segmenter import NetworkSegmenter
 
     out = model.with_name(model.name + "_cal")
@@ -102,7 +102,7 @@ def calibrate_background(model: Path, seed: int = 1) -> Path:
         return out
     seg = NetworkSegmenter.load(model)
     case = generate_case("paper", "MR", "T1", seed)
-    prep = prepare(case.image, seg.plan)
+    prep = to_network_grid(case.image, seg.plan, resampling="nnunet").grid
     x = torch.from_numpy(prep.array)[None]
     cfg = SlidingWindowConfig(skip_empty=False)
     logits = sliding_window_logits(

@@ -28,7 +28,7 @@ from inference_baselines import floor_forward, ours_inferer  # same folder
 
 import flare_uda.data.normalization as normalization
 import flare_uda.data.torch_resampling as torch_resampling
-import flare_uda.inference.network_input as network_input
+import flare_uda.inference.network_grid as network_input
 import flare_uda.inference.roi as roi
 import flare_uda.inference.sliding_window as sliding_window
 from flare_uda.data.io import read_volume

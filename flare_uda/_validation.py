@@ -46,6 +46,26 @@ def as_triplet(value: Sequence[float] | float, what: str, positive: bool = False
     return tuple(float(v) for v in arr)
 
 
+def require_int(value: object, what: str, minimum: int | None = None) -> int:
+    """Return ``value`` if it is an int (``bool`` is not) and ``>= minimum``, else raise.
+
+    Raises
+    ------
+    ValueError
+        "``what`` must be a positive int, got True" and the like.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (minimum is not None and value < minimum)
+    ):
+        bound = {None: "an int", 0: "a non-negative int", 1: "a positive int"}.get(
+            minimum, f"an int >= {minimum}"
+        )
+        raise ValueError(f"{what} must be {bound}, got {value!r}")
+    return value
+
+
 def require_choice(value: str, choices: Sequence[str], what: str) -> str:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:

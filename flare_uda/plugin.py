@@ -51,6 +51,7 @@ from flare_uda.registry import Registry, registered_name, unknown_name_error
 
 KINDS: dict[str, tuple[str, str]] = {
     "translator": ("flare_uda.translation", "TRANSLATORS"),
+    "segmenter": ("flare_uda.segmentation", "SEGMENTERS"),
     "inferer": ("flare_uda.inference", "INFERERS"),
     "matcher": ("flare_uda.registration", "MATCHERS"),
     "registrar": ("flare_uda.registration", "REGISTRARS"),
@@ -90,6 +91,8 @@ class Plugin:
     """The plug-in kind (a key of :data:`KINDS`), set by each ABC."""
     config_class: ClassVar[type] = NoOptions
     """The frozen dataclass of this plug-in's options."""
+    presets: ClassVar[Mapping[str, Any]] = {}
+    """Named option sets (``config_class`` instances), e.g. CycleGAN's ``quick`` and ``paper``."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -101,7 +104,7 @@ class Plugin:
                 f"{cls.__name__}.config_class must be a frozen dataclass, got {options!r}"
             )
 
-    def __init__(self, config: Any = None, /, **options: Any) -> None:
+    def __init__(self, config: Any = None, **options: Any) -> None:
         self.config = make_config(type(self), config, options)
 
     @property
@@ -125,6 +128,15 @@ class Plugin:
         if not issubclass(klass, cls):
             raise ValueError(f"expected a {cls.__name__}, got the {resolved.name!r} {cls.kind}")
         return klass(resolved.options, **runtime)
+
+    @classmethod
+    def from_preset(cls, preset: str, **kwargs: Any) -> Plugin:
+        """The plug-in with the options of ``presets[preset]``, ``kwargs`` overriding them."""
+        if not cls.presets:
+            raise ValueError(f"{cls.__name__} has no presets, got preset {preset!r}")
+        if preset not in cls.presets:
+            raise unknown_name_error(f"preset of {cls.__name__}", str(preset), list(cls.presets))
+        return cls(cls.presets[preset], **kwargs)
 
     def __repr__(self) -> str:
         defaults = _defaults(type(self).config_class)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from flare_uda.segmentation.base import SegmentationPlan, Segmenter
+from flare_uda.inference.segmenter import SegmentationPlan, Segmenter
 from flare_uda.volume import Volume
 
 

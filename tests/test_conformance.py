@@ -1,11 +1,15 @@
 """One conformance test per plug-in kind, parametrized over every registered class.
 
-A plug-in registered tomorrow is checked here the day it is registered. Plug-ins
-must be constructible with default arguments; the few built-ins that need
-arguments (or a short training length for speed) get them from ``KWARGS``.
+A plug-in registered tomorrow is checked here the day it is registered: that
+``from_config(to_config())`` gives back every option (also through JSON),
+and that it does its kind's job. Plug-ins must be constructible with default
+options; the few built-ins that need some (or a short training length for
+speed) get them from ``KWARGS``.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -13,17 +17,26 @@ import torch
 from test_translation_model import TINY
 
 from flare_uda.executor import EXECUTORS
-from flare_uda.inference import INFERERS
+from flare_uda.inference import INFERERS, SegmentationPlan
+from flare_uda.plugin import KINDS, registry
 from flare_uda.pseudolabel import ENSEMBLERS, FILTERS, UncertaintyFilter
 from flare_uda.registration import MATCHERS, REGISTRARS
-from flare_uda.segmentation import NetworkSegmenter, SegmentationPlan
+from flare_uda.segmentation import NetworkSegmenter
 from flare_uda.translation import TRANSLATORS
 from flare_uda.volume import Case, Volume
 
 TINY_GAN = TINY  # the translation tests' tiny CycleGAN, one definition
+PLAN = SegmentationPlan(patch_size=(8, 16, 16), spacing=(4.0, 2.0, 2.0), num_classes=3)
 KWARGS = {
     ("translator", "cyclegan"): {"config": TINY_GAN, "progress": False},
     ("translator", "asit"): {"config": TINY_GAN, "progress": False},
+    ("segmenter", "network"): {
+        "plan": PLAN,
+        "strides": [[1, 1, 1], [1, 2, 2]],
+        "kernel_sizes": [[1, 3, 3], [3, 3, 3]],
+        "architecture": {"base_features": 4, "max_downsamplings": 1, "max_features": 8},
+    },
+    ("segmenter", "nnunet"): {"model_folder": "/models/Dataset501/nnUNetTrainer", "fold": "all"},
     ("filter", "uncertainty"): {"keep_fraction": 0.5},
     ("filter", "volume_prior"): {"mean_volumes": {1: 1000.0}, "spacing": (4.0, 2.0, 2.5)},
     ("filter", "all_of"): {"filters": [UncertaintyFilter(keep_fraction=1.0)]},
@@ -31,6 +44,18 @@ KWARGS = {
     ("executor", "serial"): {"progress": False},
 }
 GEOMETRY = {"spacing": (4.0, 2.0, 2.5), "origin": (-10.0, 5.0, 3.0)}
+EVERY_PLUGIN = [(kind, name) for kind in KINDS for name in registry(kind).names()]
+
+
+@pytest.mark.parametrize(("kind", "name"), EVERY_PLUGIN, ids=[f"{k}-{n}" for k, n in EVERY_PLUGIN])
+def test_from_config_round_trips_every_option(kind, name):
+    plugin = _make(kind, name, registry(kind))
+    config = plugin.to_config()
+    assert config["name"] == name == plugin.name
+    again = type(plugin).from_config(config)
+    assert type(again) is type(plugin) and again.config == plugin.config
+    via_json = registry(kind).get(name).from_config(json.loads(json.dumps(config)))
+    assert via_json.config == plugin.config and via_json.to_config() == config
 
 
 def _blob(shift=(0, 0, 0), shape=(12, 24, 24)) -> np.ndarray:
@@ -99,8 +124,7 @@ class _Constant(torch.nn.Module):
 
 @pytest.mark.parametrize("name", INFERERS.names())
 def test_inferer_conformance(name):
-    plan = SegmentationPlan(patch_size=(8, 16, 16), spacing=(4.0, 2.0, 2.0), num_classes=3)
-    seg = NetworkSegmenter(_Constant(), plan)
+    seg = NetworkSegmenter.from_network(_Constant(), PLAN)
     vol = _case("c").image
     out = _make("inferer", name, INFERERS)(vol, seg)
     assert out.same_geometry(vol)
@@ -134,3 +158,10 @@ def _square(x: int) -> int:
 @pytest.mark.parametrize("name", EXECUTORS.names())
 def test_executor_conformance(name):
     assert _make("executor", name, EXECUTORS).map(_square, [3, 1, 2]) == [9, 1, 4]
+
+
+def test_network_segmenter_conformance():
+    """A segmenter built from its options predicts logits of the plan's shape (untrained)."""
+    seg = _make("segmenter", "network", registry("segmenter"))
+    out = seg.predict_logits(torch.zeros(1, 1, *PLAN.patch_size))
+    assert tuple(out.shape) == (1, PLAN.num_classes, *PLAN.patch_size)

@@ -11,7 +11,7 @@ from inference_support import blob_volume
 from flare_uda.cli import main
 from flare_uda.data.io import read_label, read_volume, write_volume
 from flare_uda.inference import CoarseToFineInferer, SlidingWindowInferer
-from flare_uda.segmentation.base import SegmentationPlan
+from flare_uda.inference.segmenter import SegmentationPlan
 from flare_uda.segmentation.network_segmenter import NetworkSegmenter
 from flare_uda.segmentation.networks import NetworkConfig, build_network, plan_topology
 
@@ -24,7 +24,7 @@ def model_dir(tmp_path):
     )
     plan = SegmentationPlan((8, 16, 16), (2.0, 2.0, 2.0), num_classes=14, normalization="zscore")
     topo = plan_topology(plan.patch_size, plan.spacing, config.max_downsamplings)
-    seg = NetworkSegmenter(build_network(config, topo, 1, 14), plan, config, topo)
+    seg = NetworkSegmenter.from_network(build_network(config, topo, 1, 14), plan, config, topo)
     return seg.save(tmp_path / "model")
 
 

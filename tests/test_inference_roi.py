@@ -14,7 +14,8 @@ from flare_uda.inference import (
     SlidingWindowConfig,
     SlidingWindowInferer,
 )
-from flare_uda.inference.grid import box_to_grid, crop_volume
+from flare_uda.inference.boxes import box_to_grid
+from flare_uda.inference.network_grid import crop_volume
 from flare_uda.volume import Volume
 
 
@@ -91,7 +92,7 @@ def test_crop_and_box_mapping_keep_physical_positions():
 
 def test_registry_and_config_errors():
     assert INFERERS.get("roi") is CoarseToFineInferer
-    with pytest.raises(TypeError, match="expected a CoarseToFineConfig"):
+    with pytest.raises(TypeError, match="takes a CoarseToFineConfig config, got a SlidingWin"):
         CoarseToFineInferer(SlidingWindowConfig())
     with pytest.raises(TypeError, match="expected a Segmenter"):
         CoarseToFineInferer(coarse_segmenter=object())

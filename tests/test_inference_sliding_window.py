@@ -20,7 +20,8 @@ from flare_uda.inference import (
     logits_to_labels,
     sliding_window_logits,
 )
-from flare_uda.inference.windows import otsu_body_mask, window_starts, windows_with_body
+from flare_uda.inference.boxes import otsu_body_mask
+from flare_uda.inference.windows import window_starts, windows_with_body
 from flare_uda.volume import Volume
 
 
@@ -144,7 +145,7 @@ def test_sigmoid_plan_end_to_end():
 
 @pytest.mark.parametrize("resampling", ["nnunet", "torch"])
 def test_labels_not_logits_are_resampled(monkeypatch, resampling):
-    import flare_uda.inference.network_input as ni
+    import flare_uda.inference.network_grid as ni
 
     seen = []
     real = ni.labels_to_grid_array
@@ -186,7 +187,7 @@ def test_registry_and_errors():
         )
     with pytest.raises(TypeError, match="expected a Volume"):
         SlidingWindowInferer()(vol.array, ModuleSegmenter(plan(), threshold_net()))
-    with pytest.raises(TypeError, match="expected a SlidingWindowConfig"):
+    with pytest.raises(TypeError, match="takes a SlidingWindowConfig config or keywords, got dict"):
         SlidingWindowInferer({"step": 0.5})
     with pytest.raises(ValueError, match="step must be in"):
         SlidingWindowConfig(step=0.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from inference_support import ModuleSegmenter, blob_volume, plan, threshold_net
 
-import flare_uda.inference.network_input as ni
+import flare_uda.inference.network_grid as ni
 import flare_uda.inference.roi as roi
 from flare_uda.data.normalization import normalize, normalize_tensor
 from flare_uda.data.torch_resampling import resample_image_torch
@@ -19,9 +19,8 @@ from flare_uda.inference import (
     SlidingWindowConfig,
     SlidingWindowInferer,
 )
-from flare_uda.inference.grid import region_geometry
-from flare_uda.inference.network_input import NetworkInput, to_network_grid
-from flare_uda.inference.windows import bounding_box
+from flare_uda.inference.boxes import bounding_box
+from flare_uda.inference.network_grid import NetworkInput, region_geometry, to_network_grid
 from flare_uda.volume import Volume
 
 STATS = {"mean": 40.0, "std": 55.0, "percentile_00_5": -100.0, "percentile_99_5": 200.0}
@@ -204,7 +203,7 @@ def test_normalize_tensor_box_is_the_crop_of_the_whole(scheme, stats):
 def test_device_branches_equal_the_cpu_ones():
     """The helpers a CUDA tensor takes (torch reductions) give the numpy answers."""
     from flare_uda.data.normalization import _mean_std, _mean_std_torch
-    from flare_uda.inference.windows import _projections, _projections_torch
+    from flare_uda.inference.boxes import _projections, _projections_torch
 
     x = torch.from_numpy(np.random.default_rng(9).normal(5.0, 30.0, (10, 12, 14)).astype("f4"))
     for ours, ref in zip(_mean_std_torch(x), _mean_std(x), strict=True):

@@ -20,8 +20,8 @@ from flare_uda.inference import (
     SlidingWindowConfig,
     SlidingWindowInferer,
 )
-from flare_uda.inference.network_input import to_network_grid
-from flare_uda.segmentation.base import SegmentationPlan
+from flare_uda.inference.network_grid import to_network_grid
+from flare_uda.inference.segmenter import SegmentationPlan
 
 IMAGES = ["mr/chaos_t2/chaos_t2_1_image.nii.gz", "mr/totalseg_mr_sm_image.nii.gz"]
 

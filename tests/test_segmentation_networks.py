@@ -105,7 +105,7 @@ def _tiny_segmenter() -> NetworkSegmenter:
     topo = plan_topology(cfg.patch_size, cfg.spacing, cfg.network.max_downsamplings)
     net = build_network(cfg.network, topo, 1, 3)
     plan = SegmentationPlan(cfg.patch_size, cfg.spacing, num_classes=3)
-    return NetworkSegmenter(net, plan, cfg.network, topo)
+    return NetworkSegmenter.from_network(net, plan, cfg.network, topo)
 
 
 def test_predict_logits_full_resolution_only_and_eval_mode():
@@ -128,4 +128,17 @@ def test_predict_logits_wrong_channel_count_raises():
 
 def test_segmenter_rejects_non_module():
     with pytest.raises(TypeError, match="torch.nn.Module"):
-        NetworkSegmenter("net", SegmentationPlan((8, 8, 8), (1, 1, 1)))
+        NetworkSegmenter.from_network("net", SegmentationPlan((8, 8, 8), (1, 1, 1)))
+    with pytest.raises(TypeError, match="NetworkSegmenter takes a NetworkSegmenterConfig"):
+        NetworkSegmenter(torch.nn.Identity())
+
+
+def test_segmenter_from_its_config_has_the_same_architecture():
+    seg = _tiny_segmenter()
+    again = NetworkSegmenter.from_config(seg.to_config())
+    assert again.to_config() == seg.to_config()
+    shapes = {k: v.shape for k, v in seg.network.state_dict().items()}
+    assert {k: v.shape for k, v in again.network.state_dict().items()} == shapes
+    bare = NetworkSegmenter.from_network(torch.nn.Identity(), seg.plan)
+    with pytest.raises(ValueError, match="wraps a bare module"):
+        bare.to_config()

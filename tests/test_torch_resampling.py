@@ -119,7 +119,7 @@ def test_roi_inferer_torch_resampling_agrees(source):
 
 
 def test_auto_resampling_is_nnunets_on_cpu():
-    from flare_uda.inference.network_input import to_network_grid
+    from flare_uda.inference.network_grid import to_network_grid
 
     vol = blob_volume(spacing=(2.5, 0.9, 0.7))
     p = plan(spacing=(2.0, 1.0, 1.0))

@@ -118,7 +118,12 @@ def test_cli_errors(data, tmp_path):
     )
     assert result.exit_code == 2 and "is not a saved translator" in result.output
     model = tmp_path / "ident"
-    assert runner.invoke(main, [*base, "--method", "identity", "--out", str(model)]).exit_code == 0
+    ident = [*base, "--method", "identity", "--out", str(model)]
+    result = runner.invoke(main, [*ident, "--iterations", "5"])
+    assert result.exit_code == 2 and "unknown option of IdentityTranslator" in result.output
+    result = runner.invoke(main, [*ident, "--preset", "quick"])
+    assert result.exit_code == 2 and "IdentityTranslator has no presets" in result.output
+    assert runner.invoke(main, ident).exit_code == 0
     result = runner.invoke(
         main,
         ["translate", "apply", "--model", str(model), "-i", str(mr_dir), "-o", str(mr_dir / "sub")],

@@ -182,8 +182,14 @@ def test_fit_input_errors(pair):
         model.to_target(ct[0].image.with_array(bad))
     with pytest.raises(TypeError, match="expected a Volume, got Case"):
         model.to_target(ct[0])
-    with pytest.raises(TypeError, match="config must be a CycleGANConfig, got dict"):
+    with pytest.raises(
+        TypeError, match="CycleGAN takes a CycleGANConfig config or keywords, got dict"
+    ):
         CycleGAN(TINY.to_dict())
+    with pytest.raises(TypeError, match="CycleGAN options.iterations must be an int, got True"):
+        CycleGAN(TINY, iterations=True)
+    with pytest.raises(ValueError, match="iterations must be a positive int, got True"):
+        CycleGANConfig(iterations=True)
     with pytest.raises(ValueError, match="sobel_mode must be one of"):
         ASIT(TINY, sobel_mode="4d")
     with pytest.raises(KeyError, match="unknown translator 'cylegan'. Did you mean 'cyclegan'"):
@@ -209,21 +215,42 @@ def test_load_errors(pair, tmp_path):
         ASIT.load(saved)
     meta_path = saved / "translator.json"
     meta = json.loads(meta_path.read_text())
-    meta["config"]["cyclegan"].update(spatial_dims=3, crop_size=[8, 16, 16])
+    meta["options"].update(spatial_dims=3, crop_size=[8, 16, 16])
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(
         ValueError, match="spatial_dims=2 weights, but the config says spatial_dims=3"
     ):
         Translator.load(saved)
-    meta["method"] = "cylcegan"
+    meta["name"] = "cylcegan"
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(KeyError, match="Did you mean 'cyclegan'"):
         Translator.load(saved)
+    meta["version"] = 3
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="expected translator format version 2 \\(or 1\\), got 3"):
+        Translator.load(saved)
     (saved / "networks.pt").unlink()
-    meta["method"] = "cyclegan"
+    meta.update(name="cyclegan", version=2)
     meta_path.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="networks.pt is missing"):
         Translator.load(saved)
+
+
+def test_format_1_folders_still_load(pair, tmp_path):
+    """Translators saved by 0.1.0 (``method`` and ``config: {cyclegan, sobel_mode}``)."""
+    ct, mr = pair
+    model = _make("asit", sobel_mode="2d").fit(ct, mr)
+    saved = model.save(tmp_path / "asit")
+    meta = json.loads((saved / "translator.json").read_text())
+    options = dict(meta["options"])
+    old = {"format": meta["format"], "version": 1, "method": "asit"}
+    old["config"] = {"sobel_mode": options.pop("sobel_mode"), "cyclegan": options}
+    (saved / "translator.json").write_text(json.dumps(old))
+    loaded = Translator.load(saved)
+    assert loaded.to_config() == model.to_config()
+    np.testing.assert_array_equal(
+        loaded.to_target(ct[0].image).array, model.to_target(ct[0].image).array
+    )
 
 
 def test_to_space_is_what_the_networks_see(pair):

@@ -62,17 +62,25 @@ def build_inferer(
     resampling: str = "auto",
     roi_source: str = "organs",
 ):
-    """The inferer for ``--mode`` with the window settings of the command line."""
-    from flare_uda.inference import SlidingWindowConfig, make_inferer
+    """The inferer for ``--mode`` (a registered name) with the command line's window settings."""
+    from flare_uda.inference import Inferer
 
-    fine = SlidingWindowConfig(
-        step=step,
-        skip_empty=skip_empty,
-        mirroring=mirroring,
-        sw_batch_size=batch,
-        resampling=resampling,
-    )
-    return make_inferer(mode, fine, roi_source)
+    fine = {
+        "step": step,
+        "skip_empty": skip_empty,
+        "mirroring": mirroring,
+        "sw_batch_size": batch,
+        "resampling": resampling,
+    }
+    if mode == "roi":
+        return Inferer.from_config(
+            {"name": "roi", "options": {"fine": fine, "roi_source": roi_source}}
+        )
+    return Inferer.from_config({"name": MODE_ALIASES.get(mode, mode), "options": fine})
+
+
+MODE_ALIASES = {"plain": "sliding_window"}
+"""``--mode plain``: the name of the sliding-window inferer before 0.2."""
 
 
 @click.command(name="predict")
@@ -101,10 +109,10 @@ def build_inferer(
 )
 @click.option(
     "--mode",
-    type=click.Choice(["plain", "roi"]),
-    default="plain",
+    type=click.Choice(["sliding_window", "roi", "plain"]),
+    default="sliding_window",
     show_default=True,
-    help="plain: sliding window over the scan; roi: coarse pass, then fine ROI only.",
+    help="sliding_window (or plain): windows over the scan; roi: coarse pass, then fine ROI only.",
 )
 @click.option(
     "--roi-source",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-METHODS_HELP = "Translator name: identity, cyclegan or asit."
+METHODS_HELP = "Translator name: identity, cyclegan, asit or a plug-in's."
 
 
 def _image_files(root: Path) -> list[Path]:
@@ -77,7 +77,12 @@ def command() -> None:
     help="Target (MR) dataset: nnU-Net raw layout or a folder of volumes.",
 )
 @click.option("--method", default="asit", show_default=True, help=METHODS_HELP)
-@click.option("--preset", default="quick", show_default=True, help="quick (CPU) or paper (GPU).")
+@click.option(
+    "--preset",
+    default=None,
+    help="A named option set of the translator (cyclegan, asit: quick, their defaults, or "
+    "paper for a GPU).",
+)
 @click.option(
     "--out",
     "out",
@@ -89,7 +94,7 @@ def command() -> None:
     "--iterations",
     type=click.IntRange(min=1),
     default=None,
-    help="Override the preset's number of training iterations.",
+    help="Override the number of training iterations (translators that train).",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Override the seed.")
 @click.option("--device", default=None, help="cuda or cpu (default: cuda when available).")
@@ -103,22 +108,24 @@ def fit(source, target, method, preset, out, iterations, seed, device, threads) 
     """Learn SOURCE <-> TARGET translation and save it to OUT."""
     _set_threads(threads)
     from flare_uda.data.datasets import load_cases
-    from flare_uda.translation import TRANSLATORS, CycleGAN, get_preset
+    from flare_uda.translation import TRANSLATORS
 
     _check_out(out, "--out", source, target)
     try:
         klass = TRANSLATORS.get(method)
     except KeyError as err:
-        raise click.BadParameter(err.args[0], param_hint="--method") from None
-    if issubclass(klass, CycleGAN):
-        overrides = {k: v for k, v in (("iterations", iterations), ("seed", seed)) if v is not None}
-        try:
-            config = get_preset(preset, **overrides)
-        except KeyError as err:
-            raise click.BadParameter(err.args[0], param_hint="--preset") from None
-        translator = klass(config, work_dir=Path(out) / "checkpoints", device=device)
-    else:
-        translator = klass()
+        raise click.BadParameter(str(err), param_hint="--method") from None
+    options = {k: v for k, v in (("iterations", iterations), ("seed", seed)) if v is not None}
+    runtime = {"work_dir": Path(out) / "checkpoints", "device": device}
+    try:
+        translator = (
+            klass.from_preset(preset, **options, **runtime)
+            if preset is not None
+            else klass(**options, **runtime)
+        )
+    except (KeyError, ValueError, TypeError) as err:
+        hint = "--preset" if "preset" in str(err) else "--iterations/--seed"
+        raise click.BadParameter(str(err), param_hint=hint) from None
     src, tgt = load_cases(source), load_cases(target)
     click.echo(f"fitting {method} on {len(src)} source and {len(tgt)} target cases")
     translator.fit(src, tgt).save(out)

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from flare_uda._validation import require_finite
+from flare_uda.inference.segmenter import Segmenter
+from flare_uda.plugin import Plugin
 from flare_uda.registry import Registry
-from flare_uda.segmentation.base import Segmenter
 from flare_uda.volume import Volume
 
 
-class Inferer(ABC):
+class Inferer(Plugin, ABC):
     """Turns a raw image into a FLARE label map with a :class:`Segmenter`.
 
     ``__call__`` validates the input and delegates to :meth:`infer`; the
-    returned label volume always has the input's exact geometry.
+    returned label volume always has the input's exact geometry. Options:
+    ``config_class`` (the plug-in contract, :mod:`flare_uda.plugin`).
     """
+
+    kind = "inferer"
 
     def __call__(self, volume: Volume, segmenter: Segmenter) -> Volume:
         if not isinstance(volume, Volume):
             raise TypeError(f"expected a Volume, got {type(volume).__name__}")
         if not isinstance(segmenter, Segmenter):
             raise TypeError(f"expected a Segmenter, got {type(segmenter).__name__}")
-        from flare_uda._validation import require_finite
-
         require_finite(volume.array, "input volume")
         out = self.infer(volume, segmenter)
         if not out.same_geometry(volume):

@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from flare_uda.inference.base import Inferer
-from flare_uda.segmentation.base import Segmenter
+from flare_uda.inference.segmenter import Segmenter
 from flare_uda.volume import Volume
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from flare_uda._validation import require_choice
-from flare_uda.segmentation.base import HEADS
+from flare_uda.inference.segmenter import HEADS
 
 
 def logits_to_labels(

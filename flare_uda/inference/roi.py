@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from flare_uda._validation import as_triplet, require_choice
 from flare_uda.inference.base import INFERERS, Inferer
-from flare_uda.inference.grid import box_to_grid, resolve_resampling
-from flare_uda.inference.network_input import to_network_grid, upload
+from flare_uda.inference.boxes import bounding_box, box_to_grid, otsu_body_mask
+from flare_uda.inference.network_grid import resolve_resampling, to_network_grid, upload
+from flare_uda.inference.segmenter import Segmenter
 from flare_uda.inference.sliding_window import (
     SlidingWindowConfig,
     check_single_channel,
     run_network_grid,
 )
-from flare_uda.inference.windows import bounding_box, otsu_body_mask
-from flare_uda.segmentation.base import Segmenter
 from flare_uda.volume import Volume
 
 ROI_SOURCES = ("organs", "body")
@@ -93,12 +93,13 @@ def _grow(box: tuple[slice, ...], margin: tuple[int, ...], shape) -> tuple[slice
 class CoarseToFineInferer(Inferer):
     """A coarse pass finds the organ box; the fine sliding window runs only inside it.
 
+    Options: :class:`CoarseToFineConfig`.
+
     Parameters
     ----------
-    config : CoarseToFineConfig, optional
     coarse_segmenter : Segmenter, optional
-        A network trained at a coarse spacing; default: the fine segmenter on
-        the image at ``plan.spacing * config.coarse_factor``.
+        Runtime keyword, not an option: a network trained at a coarse spacing;
+        default: the fine segmenter on the image at ``plan.spacing * coarse_factor``.
 
     Attributes
     ----------
@@ -107,14 +108,14 @@ class CoarseToFineInferer(Inferer):
         ``n_total`` (fine windows run / placed in the ROI), ``source``.
     """
 
+    config_class = CoarseToFineConfig
+
     def __init__(
-        self, config: CoarseToFineConfig | None = None, coarse_segmenter: Segmenter | None = None
+        self, config: Any = None, *, coarse_segmenter: Segmenter | None = None, **options: Any
     ) -> None:
-        if config is not None and not isinstance(config, CoarseToFineConfig):
-            raise TypeError(f"expected a CoarseToFineConfig, got {type(config).__name__}")
+        super().__init__(config, **options)
         if coarse_segmenter is not None and not isinstance(coarse_segmenter, Segmenter):
             raise TypeError(f"expected a Segmenter, got {type(coarse_segmenter).__name__}")
-        self.config = config or CoarseToFineConfig()
         self.coarse_segmenter = coarse_segmenter
 
     def find_roi(

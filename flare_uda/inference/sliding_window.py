@@ -23,18 +23,17 @@ from tqdm.auto import tqdm
 
 from flare_uda._validation import require_choice
 from flare_uda.inference.base import INFERERS, Inferer
-from flare_uda.inference.grid import RESAMPLINGS
+from flare_uda.inference.boxes import otsu_body_mask
 from flare_uda.inference.heads import logits_to_labels
-from flare_uda.inference.network_input import to_network_grid
+from flare_uda.inference.network_grid import RESAMPLINGS, to_network_grid
+from flare_uda.inference.segmenter import Segmenter
 from flare_uda.inference.windows import (
     WEIGHTINGS,
-    otsu_body_mask,
     pad_to_patch,
     window_starts,
     window_weights,
     windows_with_body,
 )
-from flare_uda.segmentation.base import Segmenter
 from flare_uda.volume import Volume
 
 AUTOCASTS = ("auto", "off", "fp16", "bf16")
@@ -244,9 +243,7 @@ def check_single_channel(segmenter: Segmenter) -> None:
 class SlidingWindowInferer(Inferer):
     """Preprocess, sliding windows at the plan's spacing, head, labels back to the input grid.
 
-    Parameters
-    ----------
-    config : SlidingWindowConfig, optional
+    Options: :class:`SlidingWindowConfig`.
 
     Attributes
     ----------
@@ -254,10 +251,7 @@ class SlidingWindowInferer(Inferer):
         ``n_run`` / ``n_total`` windows of the last call.
     """
 
-    def __init__(self, config: SlidingWindowConfig | None = None) -> None:
-        if config is not None and not isinstance(config, SlidingWindowConfig):
-            raise TypeError(f"expected a SlidingWindowConfig, got {type(config).__name__}")
-        self.config = config or SlidingWindowConfig()
+    config_class = SlidingWindowConfig
 
     def infer(self, volume: Volume, segmenter: Segmenter) -> Volume:
         check_single_channel(segmenter)

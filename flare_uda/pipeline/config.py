@@ -57,15 +57,16 @@ class TranslationConfig:
 
         ``device`` is where a CycleGAN trains (``None``: CUDA when available).
         """
-        from flare_uda.translation import TRANSLATORS, CycleGAN, get_preset
+        from flare_uda.translation import TRANSLATORS
 
         cls = TRANSLATORS.get(method or self.method)
-        if not issubclass(cls, CycleGAN):  # identity and user plug-ins: default construction
-            return cls()
+        runtime = {"work_dir": work_dir, "device": device}
+        if not cls.presets:  # identity and user plug-ins: default options
+            return cls(**runtime)
         overrides: dict = {"seed": seed}
         if self.iterations is not None:
             overrides["iterations"] = self.iterations
-        return cls(config=get_preset(self.preset, **overrides), work_dir=work_dir, device=device)
+        return cls.from_preset(self.preset, **overrides, **runtime)
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,8 @@ class InferenceConfig:
     resampling: str = "auto"
 
     def __post_init__(self) -> None:
-        from flare_uda.inference import INFERENCE_MODES
-        from flare_uda.inference.grid import RESAMPLINGS
+        INFERENCE_MODES = ("plain", "roi")  # noqa: N806
+        from flare_uda.inference.network_grid import RESAMPLINGS
 
         if self.mode not in INFERENCE_MODES:
             raise unknown_name_error("inference mode", self.mode, list(INFERENCE_MODES))
@@ -177,11 +178,9 @@ class InferenceConfig:
 
     def inferer(self):
         """The configured :class:`~flare_uda.inference.Inferer`."""
-        from flare_uda.inference import SlidingWindowConfig, make_inferer
+        from flare_uda.cli.predict import build_inferer
 
-        return make_inferer(
-            self.mode, SlidingWindowConfig(step=self.step, resampling=self.resampling)
-        )
+        return build_inferer(self.mode, self.step, True, False, 2, self.resampling)
 
     def cache_key(self) -> dict:
         """What prediction stages are keyed by: the step, plus mode and resampling

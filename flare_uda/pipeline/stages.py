@@ -41,7 +41,7 @@ def translate_cases(
     """
     model_dir = stage.dir / "model"
     if stage.done:
-        translator = type(translator).load(model_dir)
+        translator = type(translator).load(model_dir, device=translator.device)
         return translator, read_dataset(stage.dir / "fake")
     translator.fit(source, target)
     translator.save(model_dir)
@@ -50,7 +50,7 @@ def translate_cases(
         for c in source
     ]
     write_dataset(fake, stage.dir / "fake", progress=False)
-    stage.mark_done({"method": translator.method, "n_cases": len(fake)})
+    stage.mark_done({"method": translator.name, "n_cases": len(fake)})
     return translator, fake
 
 

@@ -92,7 +92,7 @@ class AllOf(PseudoLabelFilter):
 
     config_class = AllOfOptions
 
-    def __init__(self, config: Any = None, /, **options: Any) -> None:
+    def __init__(self, config: Any = None, **options: Any) -> None:
         super().__init__(config, **options)
         self.filters_ = [spec.build() for spec in self.config.filters]
 

@@ -7,15 +7,16 @@ Public API::
         -> NetworkSegmenter
     Trainer(config, work_dir=None, progress=True).fit(cases, val_cases=None) -> self
         (.segmenter_, .history_)
-    NetworkSegmenter(network, plan, network_config, topology)
+    NetworkSegmenter(plan=..., strides=..., kernel_sizes=..., architecture=...)  # untrained
+    NetworkSegmenter.from_network(network, plan, network_config, topology)
         .predict_logits(batch "b c z y x") -> "b k z y x"
         .save(dir) ; NetworkSegmenter.load(dir)
 """
 
+from flare_uda.inference.segmenter import SEGMENTERS, SegmentationPlan, Segmenter
 from flare_uda.segmentation.augment import AugmentConfig
-from flare_uda.segmentation.base import SegmentationPlan, Segmenter
 from flare_uda.segmentation.config import PRESETS, TrainConfig, get_preset
-from flare_uda.segmentation.network_segmenter import NetworkSegmenter
+from flare_uda.segmentation.network_segmenter import NetworkSegmenter, NetworkSegmenterConfig
 from flare_uda.segmentation.networks import (
     NETWORKS,
     NetworkConfig,
@@ -24,14 +25,18 @@ from flare_uda.segmentation.networks import (
     get_network_config,
     plan_topology,
 )
+from flare_uda.segmentation.nnunet import NnUNetSegmenter
 from flare_uda.segmentation.trainer import Trainer, train_segmenter
 
 __all__ = [
     "NETWORKS",
+    "SEGMENTERS",
     "PRESETS",
     "AugmentConfig",
     "NetworkConfig",
     "NetworkSegmenter",
+    "NetworkSegmenterConfig",
+    "NnUNetSegmenter",
     "SegmentationPlan",
     "Segmenter",
     "Topology",

@@ -11,48 +11,108 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from flare_uda._atomic import atomic_path, write_json
-from flare_uda.segmentation.base import SegmentationPlan, Segmenter
+from flare_uda.inference.segmenter import SEGMENTERS, SegmentationPlan, Segmenter
 from flare_uda.segmentation.networks import NetworkConfig, Topology, build_network
 
 FILES = ("plan.json", "network.json", "weights.pt")
 
 
+@dataclass(frozen=True)
+class NetworkSegmenterConfig:
+    """What rebuilds a :class:`NetworkSegmenter`'s network: its plan and architecture.
+
+    Parameters
+    ----------
+    plan : SegmentationPlan
+    architecture : NetworkConfig
+    strides, kernel_sizes : tuple of (z, y, x) int triplets
+        Per stage (see :func:`~flare_uda.segmentation.networks.plan_topology`).
+    """
+
+    plan: SegmentationPlan
+    strides: tuple[tuple[int, int, int], ...]
+    kernel_sizes: tuple[tuple[int, int, int], ...]
+    architecture: NetworkConfig = field(default_factory=NetworkConfig)
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.strides, self.kernel_sizes, self.plan.patch_size)
+
+
+@SEGMENTERS.register("network")
 class NetworkSegmenter(Segmenter):
     """A U-Net and the plan it was trained with.
 
+    Built from its options (:class:`NetworkSegmenterConfig`) the network is
+    new and untrained (:meth:`load` reads trained weights); a trainer wraps
+    the network it trained with :meth:`from_network`.
+
     Parameters
+    ----------
+    config, **options
+        :class:`NetworkSegmenterConfig` fields.
+    device : str or torch.device
+        Runtime keyword: where the network lives.
+
+    Attributes
     ----------
     network : torch.nn.Module
         Maps ``"b c z y x"`` to logits ``"b k z y x"`` (or a list of them, full
         resolution first, when built with deep supervision).
     plan : SegmentationPlan
-    network_config : NetworkConfig, optional
-        Needed by :meth:`save` to rebuild the network on :meth:`load`.
-    topology : Topology, optional
-        Strides and kernels; needed by :meth:`save` with ``network_config``.
+    network_config, topology : NetworkConfig and Topology, or None
+        What :meth:`save` writes to rebuild the network (None for a bare module).
     """
 
-    def __init__(
-        self,
+    config_class = NetworkSegmenterConfig
+
+    def __init__(self, config: Any = None, *, device: str | torch.device = "cpu", **options):
+        super().__init__(config, **options)
+        cfg = self.config
+        self.plan = cfg.plan
+        self.network_config, self.topology = cfg.architecture, cfg.topology
+        self.network = build_network(
+            cfg.architecture, cfg.topology, cfg.plan.in_channels, cfg.plan.num_classes
+        ).to(device)
+
+    @classmethod
+    def from_network(
+        cls,
         network: nn.Module,
         plan: SegmentationPlan,
         network_config: NetworkConfig | None = None,
         topology: Topology | None = None,
-    ) -> None:
+    ) -> NetworkSegmenter:
+        """Wrap a (trained) ``network``; ``network_config`` and ``topology`` let it be saved."""
         if not isinstance(network, nn.Module):
             raise TypeError(f"network must be a torch.nn.Module, got {type(network).__name__}")
         if not isinstance(plan, SegmentationPlan):
             raise TypeError(f"plan must be a SegmentationPlan, got {type(plan).__name__}")
-        self.network = network
-        self.plan = plan
-        self.network_config = network_config
-        self.topology = topology
+        wrapped = cls.__new__(cls)
+        wrapped.network, wrapped.plan = network, plan
+        wrapped.network_config, wrapped.topology = network_config, topology
+        wrapped.config = None
+        if network_config is not None and topology is not None:
+            wrapped.config = NetworkSegmenterConfig(
+                plan, topology.strides, topology.kernel_sizes, network_config
+            )
+        return wrapped
+
+    def to_config(self) -> dict[str, Any]:
+        if self.config is None:
+            raise ValueError(
+                "this NetworkSegmenter wraps a bare module (no network_config and topology): "
+                "there is no architecture to describe"
+            )
+        return super().to_config()
 
     @property
     def device(self) -> torch.device:
@@ -154,4 +214,4 @@ class NetworkSegmenter(Segmenter):
                 f"weights in {root} do not fit the network it describes: {err}"
             ) from err
         network.eval()
-        return cls(network, plan, config, topology).to(device)
+        return cls.from_network(network, plan, config, topology).to(device)

@@ -15,11 +15,13 @@ import os
 import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from flare_uda.segmentation.base import SegmentationPlan, Segmenter
+from flare_uda.inference.segmenter import SEGMENTERS, SegmentationPlan, Segmenter
 from flare_uda.volume import Case
 
 NORMALIZATION_NAMES = {
@@ -108,12 +110,37 @@ def plan_from_nnunet(plans_manager, configuration_manager, dataset_json: dict) -
     )
 
 
+@dataclass(frozen=True)
+class NnUNetOptions:
+    """Options of :class:`NnUNetSegmenter`.
+
+    Parameters
+    ----------
+    model_folder : str
+        The training output folder ``.../{Trainer}__{Plans}__{config}`` (plans.json,
+        dataset.json, fold_*).
+    fold : int or "all"
+    checkpoint : str
+        File inside ``fold_{fold}``.
+    """
+
+    model_folder: str
+    fold: int | str = 0
+    checkpoint: str = "checkpoint_final.pth"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.fold, int) and self.fold >= 0) and self.fold != "all":
+            raise ValueError(f"fold must be an int >= 0 or 'all', got {self.fold!r}")
+
+
+@SEGMENTERS.register("nnunet")
 class NnUNetSegmenter(Segmenter):
     """A trained nnU-Net v2 model as a :class:`Segmenter`.
 
-    Build it with :meth:`from_model_folder`. The network sees nnU-Net's axis
-    order (``transpose_forward``); :meth:`predict_logits` takes and returns
-    flare_uda's (z, y, x) and transposes in between.
+    Options: :class:`NnUNetOptions`; runtime keyword ``device``. The model is
+    read on first use (or by :meth:`from_model_folder`, at once). The network
+    sees nnU-Net's axis order (``transpose_forward``); :meth:`predict_logits`
+    takes and returns flare_uda's (z, y, x) and transposes in between.
 
     Attributes
     ----------
@@ -122,16 +149,24 @@ class NnUNetSegmenter(Segmenter):
     plan : SegmentationPlan
     """
 
-    def __init__(self, predictor, plan: SegmentationPlan) -> None:
-        if not isinstance(plan, SegmentationPlan):
-            raise TypeError(f"expected a SegmentationPlan, got {type(plan).__name__}")
-        self.predictor = predictor
-        self.plan = plan
-        forward = list(predictor.plans_manager.transpose_forward)
-        self._forward = [0, 1] + [2 + i for i in forward]
-        self._backward = [0, 1] + [2 + i for i in predictor.plans_manager.transpose_backward]
-        self._identity = forward == [0, 1, 2]
-        self.network = predictor.network.to(predictor.device).eval()
+    config_class = NnUNetOptions
+
+    def __init__(self, config: Any = None, *, device: str | torch.device = "cpu", **options):
+        super().__init__(config, **options)
+        self._device = torch.device(device)
+        self._loaded: tuple | None = None
+
+    @property
+    def plan(self) -> SegmentationPlan:
+        return self._load()[1]
+
+    @property
+    def predictor(self):
+        return self._load()[0]
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self._load()[2]
 
     @classmethod
     def from_model_folder(
@@ -141,18 +176,20 @@ class NnUNetSegmenter(Segmenter):
         checkpoint: str = "checkpoint_final.pth",
         device: str | torch.device = "cpu",
     ) -> NnUNetSegmenter:
-        """Load ``folder`` (``.../{Trainer}__{Plans}__{config}`` with plans.json, dataset.json).
+        """Load ``folder`` now (see :class:`NnUNetOptions`)."""
+        segmenter = cls(model_folder=str(folder), fold=fold, checkpoint=checkpoint, device=device)
+        segmenter._load()
+        return segmenter
 
-        Parameters
-        ----------
-        folder : path-like
-            The model training output folder.
-        fold : int or "all"
-        checkpoint : str
-            File inside ``fold_{fold}``.
-        device : str or torch.device
-        """
-        folder = Path(folder)
+    def _load(self) -> tuple:
+        """(predictor, plan, network), read once from the model folder."""
+        if self._loaded is not None:
+            return self._loaded
+        folder, fold, checkpoint = (
+            Path(self.config.model_folder),
+            self.config.fold,
+            self.config.checkpoint,
+        )
         for required in ("plans.json", "dataset.json"):
             if not (folder / required).is_file():
                 raise FileNotFoundError(
@@ -167,8 +204,8 @@ class NnUNetSegmenter(Segmenter):
             tile_step_size=0.5,
             use_gaussian=True,
             use_mirroring=False,
-            perform_everything_on_device=torch.device(device).type == "cuda",
-            device=torch.device(device),
+            perform_everything_on_device=self._device.type == "cuda",
+            device=self._device,
             verbose=False,
             allow_tqdm=False,
         )
@@ -176,14 +213,20 @@ class NnUNetSegmenter(Segmenter):
         plan = plan_from_nnunet(
             predictor.plans_manager, predictor.configuration_manager, predictor.dataset_json
         )
-        return cls(predictor, plan)
+        forward = list(predictor.plans_manager.transpose_forward)
+        self._forward = [0, 1] + [2 + i for i in forward]
+        self._backward = [0, 1] + [2 + i for i in predictor.plans_manager.transpose_backward]
+        self._identity = forward == [0, 1, 2]
+        self._loaded = (predictor, plan, predictor.network.to(predictor.device).eval())
+        return self._loaded
 
     @property
     def device(self) -> torch.device:
-        return torch.device(self.predictor.device)
+        return self._device
 
     @torch.inference_mode()
     def predict_logits(self, batch: torch.Tensor) -> torch.Tensor:
+        self._load()
         self.check_batch(batch)
         if self._identity:
             return self.network(batch)

@@ -147,7 +147,7 @@ def train_segmenter(
     workers = default_workers(dev) if num_workers is None else num_workers
     torch.manual_seed(config.seed)
     network = build_network(config.network, topology, 1, config.num_classes).to(dev)
-    segmenter = NetworkSegmenter(network, plan, config.network, topology)
+    segmenter = NetworkSegmenter.from_network(network, plan, config.network, topology)
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(
             network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from flare_uda.inference.sliding_window import SlidingWindowConfig, run_network_grid
+from flare_uda.metrics.overlap import dice
 from flare_uda.segmentation.data import PreparedCase
 from flare_uda.segmentation.network_segmenter import NetworkSegmenter
 
@@ -19,9 +21,6 @@ def validation_dice(segmenter: NetworkSegmenter, cases: Sequence[PreparedCase]) 
         ``{"per_organ": {organ: mean DSC over cases annotating it}, "mean": float}``;
         organs absent from both prediction and reference score 1 (FLARE).
     """
-    from flare_uda.inference.sliding_window import SlidingWindowConfig, run_network_grid
-    from flare_uda.metrics.overlap import dice
-
     cfg = SlidingWindowConfig(step=0.5, skip_empty=False, progress=False)
     scores: dict[int, list[float]] = {}
     for case in cases:

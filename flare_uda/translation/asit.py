@@ -12,7 +12,7 @@ the body of the intensity image.
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,43 +25,38 @@ from flare_uda.translation.intensity import symmetric_to_unit, unit_to_symmetric
 from flare_uda.volume import Volume
 
 
+@dataclass(frozen=True)
+class ASITConfig(CycleGANConfig):
+    """:class:`CycleGANConfig` plus the anatomy space's Sobel filter.
+
+    Parameters
+    ----------
+    sobel_mode : {"3d", "2d"}
+        See :func:`flare_uda.data.anatomy.sobel_magnitude`.
+    """
+
+    sobel_mode: str = "3d"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice(self.sobel_mode, MODES, "sobel_mode")
+
+
 @TRANSLATORS.register("asit")
 class ASIT(CycleGAN):
     """Anatomy-space image translation (CycleGAN on Sobel maps).
 
-    Parameters
-    ----------
-    config, work_dir, device, progress
-        As :class:`~flare_uda.translation.cyclegan.CycleGAN`.
-    sobel_mode : {"3d", "2d"}
-        Sobel filter of the anatomy space (see :func:`flare_uda.data.anatomy.sobel_magnitude`).
+    Options: :class:`ASITConfig`; presets and runtime keywords as
+    :class:`~flare_uda.translation.cyclegan.CycleGAN` (a CycleGAN preset is
+    taken field by field, with ``sobel_mode`` at its default).
     """
 
-    method = "asit"
-
-    def __init__(
-        self,
-        config: CycleGANConfig | None = None,
-        work_dir: str | os.PathLike | None = None,
-        device: str | None = None,
-        progress: bool = True,
-        sobel_mode: str = "3d",
-    ) -> None:
-        super().__init__(config, work_dir, device, progress)
-        self.sobel_mode = require_choice(sobel_mode, MODES, "sobel_mode")
+    config_class = ASITConfig
 
     def network_input(self, volume: Volume) -> np.ndarray:
         """Anatomy space (Sobel magnitude, [0, 1]) mapped onto [-1, 1]."""
-        return unit_to_symmetric(to_anatomy_space(volume, self.sobel_mode).array)
+        return unit_to_symmetric(to_anatomy_space(volume, self.config.sobel_mode).array)
 
     def network_output(self, array: np.ndarray) -> np.ndarray:
         """Generator output back in anatomy space, [0, 1]."""
         return symmetric_to_unit(array)
-
-    def config_dict(self) -> dict:
-        return {**super().config_dict(), "sobel_mode": self.sobel_mode}
-
-    @classmethod
-    def _from_config_dict(cls, config: dict) -> ASIT:
-        base = super()._from_config_dict(config)
-        return cls(base.config, progress=False, sobel_mode=config.get("sobel_mode", "3d"))

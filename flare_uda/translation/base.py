@@ -1,13 +1,18 @@
 """The :class:`Translator` ABC: learn CT <-> MR mappings, apply them on a volume's own grid.
 
 Subclasses implement two methods, :meth:`Translator._fit` and
-:meth:`Translator._translate`; the base class validates inputs (types, empty
-case lists, NaN), keeps the output geometry identical to the input, and
-saves/loads a translator as a folder::
+:meth:`Translator._translate`, and declare their options as ``config_class``
+(the plug-in contract, :mod:`flare_uda.plugin`); the base class validates
+inputs (types, empty case lists, NaN), keeps the output geometry identical to
+the input, and saves/loads a translator as a folder::
 
-    DIR/translator.json   {"format": "flare_uda.translator", "version": 1,
-                           "method": <registry name>, "config": {...}}
+    DIR/translator.json   {"format": "flare_uda.translator", "version": 2,
+                           "name": <registry name>, "options": {...}}
     DIR/...               whatever the subclass writes (weights)
+
+Every translator also takes three runtime keywords that do not change what it
+computes, so they are not options: ``work_dir`` (checkpoints), ``device``
+and ``progress``.
 """
 
 from __future__ import annotations
@@ -17,18 +22,19 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 
 from flare_uda._atomic import write_json
 from flare_uda._validation import require_finite
+from flare_uda.plugin import Plugin
 from flare_uda.registry import Registry
 from flare_uda.volume import Case, Volume
 
 TRANSLATORS: Registry[type[Translator]] = Registry("translator")
 FORMAT = "flare_uda.translator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = "translator.json"
 DIRECTIONS = ("to_target", "to_source")
 
@@ -60,15 +66,39 @@ def as_volumes(cases: Sequence[Case | Volume], what: str) -> list[Volume]:
     return volumes
 
 
-class Translator(ABC):
+class Translator(Plugin, ABC):
     """Unpaired image translation between a source (CT) and a target (MR) domain.
 
-    Subclasses set :attr:`method` (their registry name) and implement
-    :meth:`_fit` and :meth:`_translate`; to persist learned state they
-    override :meth:`_save_state` / :meth:`_load_state`.
+    Subclasses implement :meth:`_fit` and :meth:`_translate`; to persist
+    learned state they override :meth:`_save_state` / :meth:`_load_state`.
+
+    Parameters
+    ----------
+    config, **options
+        The options (``config_class``), see :class:`~flare_uda.plugin.Plugin`.
+    work_dir : path-like or None
+        Where a translator that trains writes its checkpoints (and resumes from).
+    device : str or None
+        Where networks run (``None``: CUDA when available).
+    progress : bool
+        Show training progress.
     """
 
-    method: ClassVar[str] = ""
+    kind = "translator"
+
+    def __init__(
+        self,
+        config: Any = None,
+        *,
+        work_dir: str | os.PathLike | None = None,
+        device: str | None = None,
+        progress: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(config, **options)
+        self.work_dir = work_dir
+        self.device = device
+        self.progress = progress
 
     # ------------------------------------------------------------ abstract
     @abstractmethod
@@ -121,16 +151,17 @@ class Translator(ABC):
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         self._save_state(out)
-        meta = {"format": FORMAT, "version": FORMAT_VERSION, "method": self.method}
-        write_json(out / META_FILE, {**meta, "config": self.config_dict()})
+        write_json(
+            out / META_FILE, {"format": FORMAT, "version": FORMAT_VERSION, **self.to_config()}
+        )
         return out
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> Translator:
-        """Read a translator written by :meth:`save`.
+    def load(cls, directory: str | os.PathLike, **runtime: Any) -> Translator:
+        """Read a translator written by :meth:`save` (``runtime``: ``device``, ``progress``, ...).
 
-        ``Translator.load`` returns whichever registered method was saved;
-        ``CycleGAN.load`` additionally checks that the saved method is a CycleGAN.
+        ``Translator.load`` returns whichever registered translator was saved;
+        ``CycleGAN.load`` additionally checks that the saved one is a CycleGAN.
 
         Raises
         ------
@@ -151,30 +182,18 @@ class Translator(ABC):
             ) from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{meta_path} is not a saved translator: expected format {FORMAT!r}")
-        if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{meta_path}: expected translator format version {FORMAT_VERSION}, "
-                f"got {meta.get('version')!r}"
-            )
-        klass = TRANSLATORS.get(meta.get("method", ""))
+        spec = _saved_spec(meta, meta_path)
+        klass = TRANSLATORS.get(spec["name"])
         if not issubclass(klass, cls):
             raise ValueError(
-                f"{root} holds a {meta['method']!r} translator, expected a {cls.__name__}"
+                f"{root} holds a {spec['name']!r} translator, expected a {cls.__name__}"
             )
-        translator = klass._from_config_dict(meta.get("config", {}))
+        translator = klass.from_config(spec, **{"progress": False, **runtime})
         translator._load_state(root)
         translator.is_fitted_ = True
         return translator
 
     # ------------------------------------------------------------- hooks
-    def config_dict(self) -> dict:
-        """Plain-JSON configuration written by :meth:`save` (default: none)."""
-        return {}
-
-    @classmethod
-    def _from_config_dict(cls, config: dict) -> Translator:
-        return cls()
-
     def _save_state(self, directory: Path) -> None:
         """Write learned state into ``directory`` (default: nothing)."""
         return None
@@ -206,6 +225,20 @@ class Translator(ABC):
         return volume.with_array(array)
 
 
-def get_translator(method: str, **kwargs) -> Translator:
-    """Instantiate the translator registered as ``method`` (unknown: did-you-mean KeyError)."""
-    return TRANSLATORS.get(method)(**kwargs)
+def _saved_spec(meta: dict, meta_path: Path) -> dict:
+    """``{"name", "options"}`` of a saved translator (format 2, or the format 1 of 0.1.0)."""
+    version = meta.get("version")
+    if version == FORMAT_VERSION:
+        return {"name": meta.get("name", ""), "options": meta.get("options", {})}
+    if version == 1:  # {"method": ..., "config": {"cyclegan": {...}, "sobel_mode": ...}}
+        config = dict(meta.get("config", {}))
+        return {"name": meta.get("method", ""), "options": {**config.pop("cyclegan", {}), **config}}
+    raise ValueError(
+        f"{meta_path}: expected translator format version {FORMAT_VERSION} (or 1), got {version!r}"
+    )
+
+
+def get_translator(name: str, **kwargs: Any) -> Translator:
+    """The translator registered as ``name`` built with ``kwargs`` (options, ``config``,
+    runtime keywords); an unknown name raises a did-you-mean ``KeyError``."""
+    return TRANSLATORS.get(name)(**kwargs)

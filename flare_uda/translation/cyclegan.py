@@ -7,7 +7,6 @@ therefore returns a fake MR in that scaled range, float32, on the CT's grid.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +29,10 @@ WEIGHTS_FILE = "networks.pt"
 class CycleGAN(Translator):
     """Unpaired CycleGAN between source (CT) and target (MR) images.
 
-    Parameters
-    ----------
-    config : CycleGANConfig or None
-        Hyperparameters; ``None`` means the ``quick`` preset.
-    work_dir : path-like or None
-        Where training checkpoints go; training resumes from the latest one.
-    device : str or None
-        ``"cuda"``/``"cpu"``; ``None`` picks CUDA when available.
-    progress : bool
-        Show the training progress bar.
+    Options: :class:`CycleGANConfig` (default: the ``quick`` preset); presets
+    ``quick`` and ``paper`` (:attr:`presets`). Runtime keywords ``work_dir``
+    (training checkpoints; training resumes from the latest one), ``device``
+    and ``progress``: see :class:`~flare_uda.translation.base.Translator`.
 
     Attributes
     ----------
@@ -49,23 +42,8 @@ class CycleGAN(Translator):
         Per-iteration losses ``G_adv``, ``cycle``, ``identity``, ``D`` (after fit).
     """
 
-    method = "cyclegan"
-
-    def __init__(
-        self,
-        config: CycleGANConfig | None = None,
-        work_dir: str | os.PathLike | None = None,
-        device: str | None = None,
-        progress: bool = True,
-    ) -> None:
-        if config is None:
-            config = PRESETS["quick"]
-        if not isinstance(config, CycleGANConfig):
-            raise TypeError(f"config must be a CycleGANConfig, got {type(config).__name__}")
-        self.config = config
-        self.work_dir = work_dir
-        self.device = device
-        self.progress = progress
+    config_class = CycleGANConfig
+    presets = PRESETS
 
     # ------------------------------------------------------- network space
     def network_input(self, volume: Volume) -> np.ndarray:
@@ -123,17 +101,6 @@ class CycleGAN(Translator):
         return self.network_output(out)
 
     # ------------------------------------------------------------ storage
-    def config_dict(self) -> dict:
-        return {"cyclegan": self.config.to_dict()}
-
-    @classmethod
-    def _from_config_dict(cls, config: dict) -> CycleGAN:
-        if "cyclegan" not in config:
-            raise ValueError(
-                f"expected a 'cyclegan' entry in the saved config, got {sorted(config)}"
-            )
-        return cls(CycleGANConfig.from_dict(config["cyclegan"]), progress=False)
-
     def _save_state(self, directory: Path) -> None:
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             torch.save({k: v.state_dict() for k, v in self.networks_.items()}, tmp)

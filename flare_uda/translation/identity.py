@@ -16,8 +16,6 @@ from flare_uda.volume import Volume
 class IdentityTranslator(Translator):
     """``to_target`` and ``to_source`` return the image unchanged (as float32)."""
 
-    method = "identity"
-
     def _fit(self, source: list[Volume], target: list[Volume]) -> None:
         """Nothing to learn (inputs are still validated by :meth:`Translator.fit`)."""
 

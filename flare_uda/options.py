@@ -173,9 +173,11 @@ def build_config(cls: type, values: Mapping, where: str, base: Any = None) -> An
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise unknown_name_error(f"option of {where}", str(key), list(fields))
+            kind = f"option of {where}" if where else "config section"
+            raise unknown_name_error(kind, str(key), list(fields))
         current = getattr(base, key) if base is not None else None
-        kwargs[key] = coerce(value, hints[key], f"{where}.{key}", current, fields[key].metadata)
+        path = f"{where}.{key}" if where else str(key)
+        kwargs[key] = coerce(value, hints[key], path, current, fields[key].metadata)
     if base is None:
         missing = [
             name
@@ -189,12 +191,14 @@ def build_config(cls: type, values: Mapping, where: str, base: Any = None) -> An
     try:
         return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
     except (ValueError, TypeError) as err:
-        raise type(err)(f"{where}: {err}") from None
+        raise type(err)(f"{where}: {err}" if where else str(err)) from None
 
 
 def to_plain(value: Any) -> Any:
     """``value`` as plain YAML/JSON data: dataclasses -> dicts, tuples -> lists."""
-    if hasattr(value, "to_dict") and not isinstance(value, type):
+    from flare_uda.plugin import PluginSpec
+
+    if isinstance(value, PluginSpec):
         return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: to_plain(v) for k, v in fields_of(value).items()}

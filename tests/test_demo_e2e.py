@@ -25,11 +25,16 @@ def test_tiny_demo_runs_every_stage_and_resumes(tmp_path):
         assert 0.0 <= float(r["dsc"]) <= 1.0
     stages = sorted(p.name.split("-")[0] for p in (out / "stages").iterdir())
     assert "mdm" in stages and "self_training" in stages and "train_final" in stages
+    report = (out / "report.md").read_text()
+    assert "## Stages (wall time)" in report and "| train_final |" in report
+    assert report.count("| ran |") >= 10 and "| cached |" not in report
     # A second run finds every stage cached and rewrites the same table.
     before = (out / "ablation.csv").read_text()
     res = runner.invoke(main, ["demo", "--preset", "tiny", "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert (out / "ablation.csv").read_text() == before
+    report = (out / "report.md").read_text()
+    assert "| ran |" not in report and report.count("| cached |") >= 15
 
 
 def test_demo_rejects_unknown_preset():
@@ -41,7 +46,7 @@ def test_demo_rejects_unknown_preset():
 def test_demo_prints_config():
     res = CliRunner().invoke(main, ["demo", "--preset", "tiny", "--print-config"])
     assert res.exit_code == 0
-    assert "pseudolabel:" in res.output and "rounds: 2" in res.output
+    assert "self_training:" in res.output and "rounds: 2" in res.output
 
 
 def test_demo_rejects_an_unknown_device(tmp_path):

@@ -1,12 +1,16 @@
-"""Pipeline config: YAML round trip, presets, validation errors; stage-cache keys."""
+"""Pipeline config: YAML round trip, presets, checks on load (names, types, values), legacy."""
 
 from __future__ import annotations
+
+import dataclasses
+import warnings
 
 import pytest
 
 from flare_uda.pipeline.cache import StageCache, stage_key
-from flare_uda.pipeline.config import UDAConfig
+from flare_uda.pipeline.config import SegmentationConfig, UDAConfig
 from flare_uda.pipeline.presets import PRESETS, get_preset
+from flare_uda.translation import PRESETS as GAN_PRESETS
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -17,31 +21,173 @@ def test_yaml_round_trip(tmp_path, name):
     assert UDAConfig.from_yaml(path) == cfg
 
 
-def test_partial_dict_keeps_defaults():
-    cfg = UDAConfig.from_dict({"pseudolabel": {"rounds": 3}})
-    assert cfg.pseudolabel.rounds == 3
+def test_partial_dict_keeps_defaults_and_resolves_plugins():
+    cfg = UDAConfig.from_dict(
+        {
+            "self_training": {"rounds": 3, "ensembler": "majority"},
+            "mdm": {"registrar": {"name": "sitk", "options": {"iterations": 20}}},
+            "executor": {"name": "process", "options": {"workers": 2}},
+        }
+    )
+    assert cfg.self_training.rounds == 3 and cfg.self_training.ensembler.name == "majority"
+    assert cfg.mdm.registrar.options.iterations == 20 and cfg.mdm.better == "T1"
+    assert cfg.executor.build().workers == 2
     assert cfg.translation == UDAConfig().translation
 
 
-def test_unknown_preset_suggests():
-    with pytest.raises(KeyError, match="Did you mean 'quick'"):
-        get_preset("quik")
+@pytest.mark.parametrize(
+    ("config", "error", "message"),
+    [
+        ({"translaton": {}}, KeyError, "unknown config section 'translaton'. Did you mean"),
+        ({"translation": {"name": "asitt"}}, KeyError, "unknown translator 'asitt'"),
+        (
+            {"translation": {"name": "asit", "options": {"gain": 2}}},
+            KeyError,
+            r"unknown option of translation.options 'gain'",
+        ),
+        (
+            {"translation": {"name": "asit", "options": {"iterations": True}}},
+            TypeError,
+            r"translation.options.iterations must be an int, got True \(bool\)",
+        ),
+        (
+            {"mdm": {"registrar": {"name": "centroidd"}}},
+            KeyError,
+            "unknown registrar 'centroidd'",
+        ),
+        ({"mdm": {"better": "T2"}}, ValueError, "mdm: better and worse sequences must differ"),
+        (
+            {"self_training": {"rounds": 1}},
+            ValueError,
+            r"self_training: rounds must be an int >= 2 \(eq. 7",
+        ),
+        ({"self_training": {"round": 3}}, KeyError, "Did you mean 'rounds'"),
+        ({"inference": {"name": "tiles"}}, KeyError, "unknown inferer 'tiles'"),
+        (
+            {"inference": {"name": "sliding_window", "options": {"step": 0.0}}},
+            ValueError,
+            r"inference.options: step must be in \(0, 1\]",
+        ),
+        ({"executor": {"name": "serail"}}, KeyError, "Did you mean 'serial'"),
+        ({"ablation": ["asit", "asit+mdm"]}, KeyError, "unknown ablation setting 'asit\\+mdm'"),
+        ({"ablation": ["asit", "asit"]}, ValueError, "names a setting twice"),
+        ({"data": {"n_ct": 0}}, ValueError, "data: n_ct must be a positive int, got 0"),
+        ({"data": {"preset": "huge"}}, KeyError, "unknown phantom preset 'huge'"),
+        (
+            {"segmentation": {"preset": "quick", "options": {"iterations": True}}},
+            TypeError,
+            r"segmentation: options.iterations must be an int, got True",
+        ),
+        (
+            {"segmentation": {"options": {"iteration": 3}}},
+            KeyError,
+            "unknown option of options 'iteration'. Did you mean 'iterations'",
+        ),
+        (
+            {"segmentation": {"options": {"patch_size": [30, 64, 64]}}},
+            ValueError,
+            "must be divisible by the total stride",
+        ),
+        ({"segmentation": {"preset": "quik"}}, KeyError, "Did you mean 'quick'"),
+    ],
+)
+def test_every_mistake_fails_on_load(config, error, message):
+    with pytest.raises(error, match=message):
+        UDAConfig.from_dict(config)
 
 
-def test_unknown_section_and_option():
-    with pytest.raises(KeyError, match="config section"):
-        UDAConfig.from_dict({"translaton": {}})
-    with pytest.raises(KeyError, match="Did you mean 'rounds'"):
-        UDAConfig.from_dict({"pseudolabel": {"round": 3}})
+def test_yaml_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="expected a YAML config file"):
+        UDAConfig.from_yaml(tmp_path / "missing.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ValueError, match=r"empty.yaml is empty: expected a config mapping"):
+        UDAConfig.from_yaml(empty)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("self_training:\n  rounds: 2\n  rounds: 3\n")
+    with pytest.raises(ValueError, match=r"duplicate key 'rounds' \(first at line 2\)"):
+        UDAConfig.from_yaml(twice)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("mdm: {better: T1\n")
+    with pytest.raises(ValueError, match="broken.yaml is not valid YAML"):
+        UDAConfig.from_yaml(broken)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    with pytest.raises(TypeError, match="must hold a mapping of config sections, got list"):
+        UDAConfig.from_yaml(listed)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("translation: {name: asit, options: {iterations: true}}\n")
+    with pytest.raises(
+        TypeError, match=r"typo.yaml: translation.options.iterations must be an int"
+    ):
+        UDAConfig.from_yaml(typo)
 
 
-def test_invalid_values():
-    with pytest.raises(ValueError, match="rounds must be >= 2"):
-        UDAConfig.from_dict({"pseudolabel": {"rounds": 1}})
-    with pytest.raises(KeyError, match="ablation setting"):
-        UDAConfig(ablation=("asit", "asit+mdm"))
-    with pytest.raises(FileNotFoundError, match="YAML"):
-        UDAConfig.from_yaml("/nonexistent/cfg.yaml")
+def test_segmentation_section_hands_over_a_train_config():
+    section = SegmentationConfig("tiny", {"iterations": 3, "network": {"base_features": 6}})
+    cfg = section.train_config()
+    assert cfg.iterations == 3 and cfg.normalization == "zscore"  # the pipeline's default
+    assert cfg.network.base_features == 6 and cfg.network.max_downsamplings == 2  # merged
+    assert SegmentationConfig("tiny", {"normalization": "none"}).train_config().normalization == (
+        "none"
+    )
+    assert section.options == {"iterations": 3, "network": {"base_features": 6}}
+
+
+def test_cyclegan_setting_shares_the_method_gan_options(tmp_path):
+    from flare_uda.pipeline.settings import cyclegan
+    from flare_uda.pipeline.uda import UDAPipeline
+
+    config = get_preset("tiny")
+    pipe = UDAPipeline(config, tmp_path, progress=False, device="cpu")
+    from test_pipeline_uda import _case
+
+    inputs = pipe.inputs([_case("ct", True)], [_case("m", True)], [_case("t", True)])
+    gan = cyclegan(config, inputs).upstream[0].upstream[0]  # predict <- train <- translate
+    assert gan.spec.name == "cyclegan" and gan.spec.options.iterations == 2
+    assert (
+        dataclasses.asdict(gan.spec.options).items()
+        <= dataclasses.asdict(config.translation.options).items()
+    )
+
+
+def test_legacy_layout_is_read_with_its_meaning():
+    old = {
+        "seed": 3,
+        "translation": {"method": "asit", "preset": "quick", "iterations": 7},
+        "segmentation": {"preset": "tiny", "iterations": 2, "patch_size": [16, 48, 48]},
+        "pseudolabel": {
+            "better_sequence": "T2",
+            "registrar": "sitk",
+            "mdm_features": "labels",
+            "quality_gate": True,
+            "rounds": 3,
+            "keep_fraction": 0.5,
+            "ensemble": "majority",
+        },
+        "inference": {"mode": "roi", "step": 1.0, "resampling": "torch"},
+    }
+    with pytest.warns(UserWarning, match="flare_uda 0.1 layout"):
+        cfg = UDAConfig.from_dict(old)
+    gan = cfg.translation.options
+    assert cfg.translation.name == "asit" and (gan.iterations, gan.seed) == (7, 3)
+    assert dataclasses.replace(gan, iterations=600, seed=0).width == GAN_PRESETS["quick"].width
+    assert cfg.segmentation.train_config().iterations == 2
+    assert cfg.segmentation.train_config().seed == 3
+    assert (cfg.mdm.better, cfg.mdm.worse, cfg.mdm.gate_dice) == ("T2", "T1", 0.8)
+    assert cfg.mdm.registrar.name == "sitk"
+    assert cfg.mdm.registrar.options.features == "labels"
+    assert cfg.mdm.registrar.options.shrink_factors == (8, 4, 2)
+    st = cfg.self_training
+    assert (st.rounds, st.filter.options.keep_fraction, st.ensembler.name) == (3, 0.5, "majority")
+    assert cfg.inference.name == "roi"
+    assert (cfg.inference.options.fine.step, cfg.inference.options.fine.resampling) == (
+        1.0,
+        "torch",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert UDAConfig.from_dict(cfg.to_dict()) == cfg  # the new layout: no warning
 
 
 def test_stage_keys_chain(tmp_path):
@@ -58,45 +204,8 @@ def test_stage_keys_chain(tmp_path):
     assert b.info()["n"] == 1
 
 
-def test_mdm_and_self_training_keys_split_the_pseudolabel_fields():
-    import dataclasses
-
-    from flare_uda.pipeline.config import MDM_FIELDS, PLF_FIELDS, PseudoLabelConfig
-
-    names = {f.name for f in dataclasses.fields(PseudoLabelConfig)}
-    # every field belongs to exactly one stage's key (a new field must be placed)
-    assert set(MDM_FIELDS) | set(PLF_FIELDS) == names
-    assert not set(MDM_FIELDS) & set(PLF_FIELDS)
-    a, b = PseudoLabelConfig(), PseudoLabelConfig(ensemble="majority")
-    assert a.mdm_key() == b.mdm_key()  # a new ensemble does not redo MDM
-    assert a.self_training_key() != b.self_training_key()
-    assert a.mdm_key() != PseudoLabelConfig(registrar="sitk").mdm_key()
-
-
-def test_inference_config_builds_its_inferer_and_validates():
-    from flare_uda.inference import CoarseToFineInferer, SlidingWindowInferer
-    from flare_uda.pipeline.config import InferenceConfig
-
-    plain = InferenceConfig().inferer()
-    assert isinstance(plain, SlidingWindowInferer) and plain.config.resampling == "auto"
-    roi = InferenceConfig(mode="roi", step=1.0, resampling="torch").inferer()
-    assert isinstance(roi, CoarseToFineInferer)
-    assert (roi.config.fine.step, roi.config.fine.resampling) == (1.0, "torch")
-    with pytest.raises(KeyError, match="inference mode"):
-        UDAConfig.from_dict({"inference": {"mode": "tiles"}})
-    with pytest.raises(KeyError, match="inference resampling"):
-        InferenceConfig(resampling="cubic")
-    with pytest.raises(ValueError, match=r"step must be in \(0, 1\]"):
-        InferenceConfig(step=0.0)
-
-
-def test_inference_cache_key_keeps_old_keys_for_defaults():
-    """Runs cached before ``mode``/``resampling`` were keyed keep their prediction stages."""
-    from flare_uda.pipeline.config import InferenceConfig
-
-    assert InferenceConfig(step=0.5).cache_key() == {"step": 0.5}
-    assert InferenceConfig(mode="roi", resampling="torch").cache_key() == {
-        "step": 0.5,
-        "mode": "roi",
-        "resampling": "torch",
-    }
+def test_unknown_preset_suggests():
+    with pytest.raises(KeyError, match="Did you mean 'quick'"):
+        get_preset("quik")
+    with pytest.raises(TypeError, match="pipeline preset name must be a str, got bool"):
+        get_preset(True)

@@ -29,7 +29,7 @@ def stage_key(name: str, config: Any, upstream: tuple[str, ...] = ()) -> str:
 
 
 @dataclass(frozen=True)
-class Stage:
+class StageFolder:
     """A stage's cache entry: its folder and its key."""
 
     name: str
@@ -65,8 +65,14 @@ class StageCache:
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.run_dir = Path(run_dir)
 
-    def stage(self, name: str, config: Any, upstream: tuple[Stage, ...] = ()) -> Stage:
+    def stage(self, name: str, config: Any, upstream: tuple[StageFolder, ...] = ()) -> StageFolder:
+        """The folder of stage ``name`` keyed by ``config`` and its upstream folders' keys."""
         key = stage_key(name, config, tuple(s.key for s in upstream))
-        st = Stage(name, key, self.run_dir)
-        st.dir.mkdir(parents=True, exist_ok=True)
+        return self.folder(name, key, create=True)
+
+    def folder(self, name: str, key: str, create: bool = False) -> StageFolder:
+        """The folder of stage ``name`` with cache key ``key`` (made when ``create``)."""
+        st = StageFolder(name, key, self.run_dir)
+        if create:
+            st.dir.mkdir(parents=True, exist_ok=True)
         return st

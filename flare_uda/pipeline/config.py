@@ -1,25 +1,45 @@
-"""The pipeline's configuration: frozen dataclasses, YAML in and out, presets.
+"""The pipeline's configuration: one section per stage, YAML in and out, checked on load.
 
-One :class:`UDAConfig` describes a whole run; each stage reads only its own
-section, and each section's hash keys that stage's cache (see
-:mod:`flare_uda.pipeline.cache`), so changing one section reruns only what
-depends on it. YAML parsing lives here, at the edge; the stages see dataclasses.
+Each section is the stage's own configuration, under the stage's own names:
+
+=====================  ==========================================================
+``data``               :class:`DataConfig`: the phantom cohort (demo only)
+``translation``        a translator plug-in ``{name, options}`` (the method's slot)
+``segmentation``       :class:`SegmentationConfig`: a segmentation preset and
+                       options overriding its :class:`~flare_uda.segmentation.TrainConfig`
+``final_segmentation`` the same, for the final small network
+``inference``          an inferer plug-in ``{name, options}``
+``mdm``                :class:`~flare_uda.registration.MDMConfig` (matcher and
+                       registrar plug-ins, sequences, gate)
+``self_training``      :class:`~flare_uda.pseudolabel.SelfTrainingConfig`
+                       (rounds, filter and ensembler plug-ins)
+``executor``           an executor plug-in ``{name, options}`` for per-case work
+``ablation``           names of the settings to run (:data:`~flare_uda.pipeline.settings.SETTINGS`)
+=====================  ==========================================================
+
+Loading resolves every plug-in name (with a did-you-mean), checks every option
+against the plug-in's ``config_class`` (names and types; ``bool`` is not an
+``int``), builds every training configuration and checks the setting names,
+so a typo anywhere fails before any work. YAML parsing lives here, at the
+edge; the stages see dataclasses. Configs of flare_uda 0.1 are read too
+(:mod:`flare_uda.pipeline.legacy`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from flare_uda._atomic import write_text
-from flare_uda.registry import unknown_name_error
+from flare_uda._validation import require_int
+from flare_uda.options import build_config, to_plain
+from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
+from flare_uda.pseudolabel import SelfTrainingConfig
+from flare_uda.registration import MDMConfig
 
 ABLATION_SETTINGS = ("only_ct", "cyclegan", "asit", "asit_mdm", "asit_mdm_plf", "oracle")
+"""The paper's Table 7, in order (the built-in settings)."""
 
 
 @dataclass(frozen=True)
@@ -37,230 +57,114 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from flare_uda.data.phantom import PHANTOM_PRESETS
+        from flare_uda.registry import unknown_name_error
+
+        if self.preset not in PHANTOM_PRESETS:
+            raise unknown_name_error("phantom preset", str(self.preset), list(PHANTOM_PRESETS))
         for name in ("n_ct", "n_mr", "n_mr_test"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-
-
-@dataclass(frozen=True)
-class TranslationConfig:
-    """Stage 1: which translator, its preset, and an optional iteration override."""
-
-    method: str = "asit"
-    preset: str = "quick"
-    iterations: int | None = None
-
-    def translator(
-        self, method: str | None = None, work_dir=None, seed: int = 0, device: str | None = None
-    ):
-        """A new (unfitted) translator of ``method`` (default: this section's).
-
-        ``device`` is where a CycleGAN trains (``None``: CUDA when available).
-        """
-        from flare_uda.translation import TRANSLATORS
-
-        cls = TRANSLATORS.get(method or self.method)
-        runtime = {"work_dir": work_dir, "device": device}
-        if not cls.presets:  # identity and user plug-ins: default options
-            return cls(**runtime)
-        overrides: dict = {"seed": seed}
-        if self.iterations is not None:
-            overrides["iterations"] = self.iterations
-        return cls.from_preset(self.preset, **overrides, **runtime)
+            require_int(getattr(self, name), name, minimum=1)
+        require_int(self.seed, "seed", minimum=0)
 
 
 @dataclass(frozen=True)
 class SegmentationConfig:
-    """A segmentation training: network/trainer preset and iteration override."""
-
-    preset: str = "quick"
-    iterations: int | None = None
-    head: str = "softmax"
-    spacing: tuple[float, float, float] | None = None
-    patch_size: tuple[int, int, int] | None = None
-    optimizer: str | None = None
-    learning_rate: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("spacing", "patch_size"):
-            value = getattr(self, name)
-            if value is not None:
-                if len(value) != 3:
-                    raise ValueError(
-                        f"segmentation.{name} must have 3 values (z, y, x), got {value}"
-                    )
-                object.__setattr__(self, name, tuple(value))
-
-    def train_config(self, seed: int = 0):
-        """The :class:`~flare_uda.segmentation.TrainConfig` this section describes."""
-        from flare_uda.segmentation import get_preset
-
-        overrides: dict = {"head": self.head, "seed": seed, "normalization": "zscore"}
-        if self.iterations is not None:
-            overrides["iterations"] = self.iterations
-        if self.spacing is not None:
-            overrides["spacing"] = self.spacing
-        for name in ("patch_size", "optimizer", "learning_rate"):
-            if getattr(self, name) is not None:
-                overrides[name] = getattr(self, name)
-        return get_preset(self.preset, **overrides)
-
-
-MDM_FIELDS = ("better_sequence", "registrar", "mdm_features", "quality_gate")
-PLF_FIELDS = ("rounds", "keep_fraction", "ensemble")
-
-
-@dataclass(frozen=True)
-class PseudoLabelConfig:
-    """Stages 2-3: MDM and self-training with pseudo-label filtering."""
-
-    better_sequence: str = "T1"
-    registrar: str = "torch"
-    mdm_features: str = "anatomy"
-    quality_gate: bool = False
-    rounds: int = 2
-    keep_fraction: float = 0.75
-    ensemble: str = "union"
-
-    def __post_init__(self) -> None:
-        if self.rounds < 2:
-            raise ValueError(
-                f"pseudolabel.rounds must be >= 2 (eq. 7 needs K >= 2), got {self.rounds}"
-            )
-        if self.mdm_features not in ("anatomy", "labels"):
-            raise ValueError(
-                f"pseudolabel.mdm_features must be 'anatomy' or 'labels', got {self.mdm_features!r}"
-            )
-        if not 0.0 < self.keep_fraction <= 1.0:
-            raise ValueError(
-                f"pseudolabel.keep_fraction must be in (0, 1], got {self.keep_fraction}"
-            )
-
-    def mdm_key(self) -> dict:
-        """The fields MDM depends on (its cache key): not the self-training ones."""
-        return {k: getattr(self, k) for k in MDM_FIELDS}
-
-    def self_training_key(self) -> dict:
-        """The fields self-training with PLF depends on (its cache key)."""
-        return {k: getattr(self, k) for k in PLF_FIELDS}
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    """Stage 4 inference: plain sliding window or coarse-to-fine ROI.
+    """A training stage: a segmentation preset and options overriding its fields.
 
     Parameters
     ----------
-    mode : {"plain", "roi"}
-        :class:`~flare_uda.inference.SlidingWindowInferer` or
-        :class:`~flare_uda.inference.CoarseToFineInferer`.
-    step : float
-        Window step as a fraction of the patch, in (0, 1].
-    resampling : {"auto", "nnunet", "torch"}
-        How images reach the network's spacing (see
-        :class:`~flare_uda.inference.SlidingWindowConfig`).
+    preset : str
+        A :func:`flare_uda.segmentation.get_preset` name.
+    options : dict
+        Any :class:`~flare_uda.segmentation.TrainConfig` field (nested ones,
+        e.g. ``network: {base_features: 16}``, override field by field).
+        The pipeline trains every segmenter with per-image z-score
+        normalisation unless ``normalization`` is set here (see docs/design.md).
     """
 
-    mode: str = "plain"
-    step: float = 0.5
-    resampling: str = "auto"
+    preset: str = "quick"
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        INFERENCE_MODES = ("plain", "roi")  # noqa: N806
-        from flare_uda.inference.network_grid import RESAMPLINGS
+        object.__setattr__(self, "options", to_plain(dict(self.options)))
+        config = self.train_config()  # names, types and values are checked now, not at training
+        from flare_uda.segmentation import plan_topology
 
-        if self.mode not in INFERENCE_MODES:
-            raise unknown_name_error("inference mode", self.mode, list(INFERENCE_MODES))
-        if self.resampling not in RESAMPLINGS:
-            raise unknown_name_error("inference resampling", self.resampling, list(RESAMPLINGS))
-        if not 0.0 < float(self.step) <= 1.0:
-            raise ValueError(f"inference.step must be in (0, 1], got {self.step}")
+        plan_topology(config.patch_size, config.spacing, config.network.max_downsamplings)
 
-    def inferer(self):
-        """The configured :class:`~flare_uda.inference.Inferer`."""
-        from flare_uda.cli.predict import build_inferer
+    def train_config(self):
+        """The :class:`~flare_uda.segmentation.TrainConfig` this section describes."""
+        from flare_uda.segmentation import TrainConfig, get_preset
 
-        return build_inferer(self.mode, self.step, True, False, 2, self.resampling)
-
-    def cache_key(self) -> dict:
-        """What prediction stages are keyed by: the step, plus mode and resampling
-        when not the defaults (so caches written before those fields existed stay valid)."""
-        key: dict = {"step": self.step}
-        if self.mode != "plain":
-            key["mode"] = self.mode
-        if self.resampling != "auto":
-            key["resampling"] = self.resampling
-        return key
+        base = get_preset(self.preset)
+        return build_config(
+            TrainConfig, {"normalization": "zscore", **self.options}, "options", base
+        )
 
 
 @dataclass(frozen=True)
 class UDAConfig:
-    """A whole run of the method (and its ablation)."""
+    """A whole run of the method (and its ablation); see the module docstring."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    translation: TranslationConfig = field(default_factory=TranslationConfig)
+    translation: PluginSpec = plugin_field("translator", "asit")
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     final_segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
-    pseudolabel: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
-    inference: InferenceConfig = field(default_factory=InferenceConfig)
+    inference: PluginSpec = plugin_field("inferer", "sliding_window")
+    mdm: MDMConfig = field(default_factory=MDMConfig)
+    self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
+    executor: PluginSpec = plugin_field("executor", "serial")
     ablation: tuple[str, ...] = ABLATION_SETTINGS
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        ablation = tuple(self.ablation)
-        for name in ablation:
-            if name not in ABLATION_SETTINGS:
-                raise unknown_name_error("ablation setting", name, list(ABLATION_SETTINGS))
-        object.__setattr__(self, "ablation", ablation)
+        resolve_plugin_fields(self)
+        from flare_uda.pipeline.settings import SETTINGS
+
+        object.__setattr__(self, "ablation", tuple(self.ablation))
+        if not self.ablation:
+            raise ValueError("ablation must name at least one setting, got none")
+        for name in self.ablation:
+            SETTINGS.get(name)  # an unknown name raises with a did-you-mean
+        if len(set(self.ablation)) != len(self.ablation):
+            raise ValueError(f"ablation names a setting twice: {list(self.ablation)}")
 
     # ------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["ablation"] = list(self.ablation)
-        return d
+        """Plain YAML/JSON data: every section, every option."""
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UDAConfig:
-        """Build from a (possibly partial) nested dict; unknown keys are errors."""
+        """Build from a (possibly partial) nested dict; every name and value is checked.
+
+        Raises
+        ------
+        KeyError
+            Unknown sections, options or plug-in names (with the closest known one).
+        TypeError, ValueError
+            Values of the wrong type or out of range, naming where they sit.
+        """
+        from flare_uda.pipeline.legacy import upgrade
+
         if not isinstance(d, dict):
-            raise TypeError(f"config must be a mapping, got {type(d).__name__}")
-        kwargs: dict[str, Any] = {}
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key, value in d.items():
-            if key not in fields:
-                raise unknown_name_error("config section", key, list(fields))
-            sub = _SECTION_TYPES.get(key)
-            if sub is not None:
-                if not isinstance(value, dict):
-                    raise TypeError(f"config section {key!r} must be a mapping, got {value!r}")
-                names = {f.name for f in dataclasses.fields(sub)}
-                for k in value:
-                    if k not in names:
-                        raise unknown_name_error(f"{key} option", k, sorted(names))
-                kwargs[key] = sub(**value)
-            else:
-                kwargs[key] = tuple(value) if key == "ablation" else value
-        return cls(**kwargs)
+            raise TypeError(f"config must be a mapping of sections, got {type(d).__name__}")
+        return build_config(cls, upgrade(d), "")
 
     def to_yaml(self, path: str | os.PathLike | None = None) -> str:
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        import yaml
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
         if path is not None:
             write_text(path, text)
         return text
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> UDAConfig:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"expected a YAML config file, got {p}")
-        return cls.from_dict(yaml.safe_load(p.read_text()) or {})
+        """Read and check a YAML config (errors name the file and the place in it)."""
+        from flare_uda._yaml import read_yaml_mapping
 
-
-_SECTION_TYPES = {
-    "data": DataConfig,
-    "translation": TranslationConfig,
-    "segmentation": SegmentationConfig,
-    "final_segmentation": SegmentationConfig,
-    "pseudolabel": PseudoLabelConfig,
-    "inference": InferenceConfig,
-}
+        data = read_yaml_mapping(path)
+        try:
+            return cls.from_dict(data)
+        except (KeyError, ValueError, TypeError) as err:
+            raise type(err)(f"{path}: {err}") from None

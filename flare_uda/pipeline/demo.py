@@ -9,12 +9,12 @@ from pathlib import Path
 
 import torch
 
-from flare_uda.data.datasets import read_dataset
+from flare_uda.data.datasets import read_dataset, write_dataset
 from flare_uda.data.phantom import generate_cohort
 from flare_uda.data.phantom import write_cohort as _write_cohort  # noqa: F401 (re-export)
+from flare_uda.options import to_plain
 from flare_uda.pipeline.config import UDAConfig
 from flare_uda.pipeline.report import write_report
-from flare_uda.pipeline.stages import cached_cases
 from flare_uda.pipeline.uda import UDAPipeline, UDAResult
 from flare_uda.volume import Case
 
@@ -30,7 +30,7 @@ def phantom_data(config: UDAConfig, run_dir: Path) -> tuple[list[Case], list[Cas
     from flare_uda.pipeline.cache import StageCache
 
     d = config.data
-    stage = StageCache(run_dir / "stages").stage("phantom", d.__dict__)
+    stage = StageCache(run_dir / "stages").stage("phantom", to_plain(d))
     if stage.done:
         return (
             read_dataset(stage.dir / "ct"),
@@ -43,7 +43,7 @@ def phantom_data(config: UDAConfig, run_dir: Path) -> tuple[list[Case], list[Cas
     )
     test = [replace(c, case_id=f"test_{c.case_id}") for c in test]
     for name, cases in (("ct", ct), ("mr", mr), ("mr_test", test)):
-        cached_cases(stage, lambda cases=cases: cases, name)
+        write_dataset(cases, stage.dir / name, progress=False)
     stage.mark_done({"n_ct": len(ct), "n_mr": len(mr), "n_mr_test": len(test)})
     return ct, mr, test
 
@@ -72,7 +72,7 @@ def run_demo(
     start = time.perf_counter()
     ct, mr, test = phantom_data(config, out)
     pipeline = UDAPipeline(config, out, progress=progress, device=device)
-    result = pipeline.run(ct, mr, test)
+    result = pipeline.run(ct, mr, test, data=to_plain(config.data))
     minutes = (time.perf_counter() - start) / 60
     header = (
         f"Phantom preset `{config.data.preset}`: {len(ct)} CT, {len(mr)} MR for adaptation "
@@ -81,5 +81,7 @@ def run_demo(
     )
     for name, why in result.notes.get("skipped", {}).items():
         header += f"\n\n**Setting `{name}` did not run:** {why}."
-    report = write_report(out, result.rows, test, result.predictions, FINAL_SETTING, header)
+    report = write_report(
+        out, result.rows, test, result.predictions, FINAL_SETTING, header, result.stages
+    )
     return result, report

@@ -17,6 +17,7 @@ import numpy as np
 
 from flare_uda._atomic import atomic_path, write_text
 from flare_uda.metrics import MetricRow, summarize
+from flare_uda.pipeline.runner import StageRecord, format_seconds
 from flare_uda.volume import Case, Volume
 
 SETTING_TITLES = {
@@ -167,8 +168,12 @@ def write_report(
     predictions: Mapping[str, Mapping[str, Volume]],
     final_setting: str,
     header: str = "",
+    stages: Sequence[StageRecord] = (),
 ) -> Path:
-    """Write ``ablation.csv``, ``metrics_<setting>.csv``, figures and ``report.md``."""
+    """Write ``ablation.csv``, ``metrics_<setting>.csv``, figures and ``report.md``.
+
+    ``stages``: how each pipeline stage was obtained, shown as a wall-time table.
+    """
     out = Path(out_dir)
     sequences = {c.case_id: c.sequence or "?" for c in test_cases}
     table = ablation_rows(rows, sequences)
@@ -214,4 +219,26 @@ def write_report(
             case_dsc[cid] = float(np.mean(vals)) if vals else 0.0
         overlay_figure(test_cases, predictions[final_setting], case_dsc, out / "overlays.png")
         lines += ["", "Best (top) and worst (bottom) test case:", "", "![overlays](overlays.png)"]
+    if stages:
+        lines += ["", *stage_table(stages)]
     return write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def stage_table(stages: Sequence[StageRecord]) -> list[str]:
+    """Markdown lines: every stage, whether it ran now or came from the cache, its wall time."""
+    lines = [
+        "## Stages (wall time)",
+        "",
+        "A cached stage shows the time of the run that computed it.",
+        "",
+        "| stage | key | this run | wall time |",
+        "|---|---|---|---|",
+    ]
+    total = 0.0
+    for r in stages:
+        seconds = "n/a" if r.seconds is None else format_seconds(r.seconds)
+        total += r.seconds or 0.0
+        lines.append(f"| {r.name} | `{r.key}` | {r.status} | {seconds} |")
+    ran = sum(r.seconds or 0.0 for r in stages if r.status == "ran")
+    lines.append(f"| total | | ran now: {format_seconds(ran)} | {format_seconds(total)} |")
+    return lines

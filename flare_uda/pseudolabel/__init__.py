@@ -16,7 +16,11 @@ from flare_uda.pseudolabel.ensemble import (
     union_ensemble,
 )
 from flare_uda.pseudolabel.filters import UncertaintyFilter, VolumePriorFilter, source_volume_stats
-from flare_uda.pseudolabel.self_training import SelfTrainingResult, run_self_training
+from flare_uda.pseudolabel.self_training import (
+    SelfTrainingConfig,
+    SelfTrainingResult,
+    run_self_training,
+)
 from flare_uda.pseudolabel.uncertainty import pseudo_label_uncertainty, uncertainties
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "Ensembler",
     "MajorityEnsembler",
     "PseudoLabelFilter",
+    "SelfTrainingConfig",
     "SelfTrainingResult",
     "UncertaintyFilter",
     "UnionEnsembler",

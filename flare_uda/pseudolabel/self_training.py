@@ -27,11 +27,40 @@ from typing import Any
 from flare_uda._atomic import write_json
 from flare_uda.data.io import read_label, write_volume
 from flare_uda.executor import Executor, get_executor
+from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
 from flare_uda.pseudolabel.base import Ensembler, PseudoLabelFilter, get_ensembler
 from flare_uda.pseudolabel.uncertainty import pseudo_label_uncertainty
 from flare_uda.volume import Case, Volume
 
 STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class SelfTrainingConfig:
+    """Options of self-training with pseudo-label filtering (the pipeline's ``self_training``).
+
+    Parameters
+    ----------
+    rounds : int
+        K >= 2 rounds (eq. 7 compares consecutive rounds).
+    filter : plug-in spec or None
+        A registered pseudo-label filter (default ``uncertainty``, keeping the
+        75 % most certain cases); ``None`` keeps every case.
+    ensembler : plug-in spec
+        A registered ensembler fusing each kept case's K labels (default ``union``, the paper).
+    """
+
+    rounds: int = 2
+    filter: PluginSpec | None = plugin_field("filter", "uncertainty", keep_fraction=0.75)
+    ensembler: PluginSpec = plugin_field("ensembler", "union")
+
+    def __post_init__(self) -> None:
+        resolve_plugin_fields(self)
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 2:
+            raise ValueError(
+                f"rounds must be an int >= 2 (eq. 7 compares consecutive rounds), "
+                f"got {self.rounds!r}"
+            )
 
 
 @dataclass(frozen=True)

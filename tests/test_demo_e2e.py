@@ -55,3 +55,23 @@ def test_demo_rejects_an_unknown_device(tmp_path):
     )
     assert res.exit_code == 2
     assert "--device" in res.output and "expected a device like" in res.output
+
+
+def test_demo_config_sections_override_the_preset(tmp_path):
+    partial = tmp_path / "partial.yaml"
+    partial.write_text("self_training: {rounds: 3}\nablation: [asit]\n")
+    args = ["demo", "--preset", "tiny", "--config", str(partial), "--print-config"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "rounds: 3" in res.output and "ablation: [asit]" in res.output
+    assert "preset: tiny" in res.output  # the rest is the preset's
+
+
+def test_demo_rejects_a_bad_config_before_any_work(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mdm:\n  registrar: {name: torch, options: {shrink_factor: [4, 2]}}\n")
+    res = CliRunner().invoke(main, ["demo", "--config", str(bad), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "unknown option of mdm.registrar.options 'shrink_factor'" in res.output
+    assert "Did you mean 'shrink_factors'" in res.output
+    assert not (tmp_path / "o").exists()

@@ -209,3 +209,21 @@ def test_unknown_preset_suggests():
         get_preset("quik")
     with pytest.raises(TypeError, match="pipeline preset name must be a str, got bool"):
         get_preset(True)
+
+
+def test_a_partial_config_updates_a_base():
+    tiny = get_preset("tiny")
+    cfg = UDAConfig.from_dict(
+        {
+            "data": {"n_ct": 3},
+            "mdm": {"registrar": {"name": "sitk"}},
+            "segmentation": {"options": {"iterations": 5}},
+        },
+        base=tiny,
+    )
+    assert cfg.data == dataclasses.replace(tiny.data, n_ct=3)  # field by field
+    assert cfg.mdm.registrar.options.shrink_factors == (4, 2, 1)  # a plug-in: its own defaults
+    assert cfg.segmentation.preset == "tiny" and cfg.segmentation.options == {"iterations": 5}
+    assert (cfg.translation, cfg.self_training) == (tiny.translation, tiny.self_training)
+    with pytest.raises(TypeError, match="base must be a UDAConfig, got dict"):
+        UDAConfig.from_dict({}, base={})

@@ -95,6 +95,10 @@ def test_config_validation_errors():
         NetworkConfig(base_features=64, max_features=32)
     with pytest.raises(ValueError, match="iterations must be a positive int"):
         get_preset("tiny", iterations=0)
+    with pytest.raises(ValueError, match="iterations must be a positive int, got True"):
+        get_preset("tiny", iterations=True)
+    with pytest.raises(ValueError, match="base_features must be a positive int, got True"):
+        NetworkConfig(base_features=True)
     with pytest.raises(ValueError, match="head must be one of"):
         get_preset("tiny", head="softmin")
 

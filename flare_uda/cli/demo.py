@@ -19,7 +19,8 @@ import click
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, exists=True),
-    help="YAML config (overrides --preset; see `flare-uda demo --print-config`).",
+    help="YAML config whose sections override --preset's, field by field; a plug-in entry "
+    "({name, options}) is replaced whole. Checked before any work; see --print-config.",
 )
 @click.option(
     "--out",
@@ -34,7 +35,9 @@ import click
     show_default=True,
     help="Where networks train and run: auto (CUDA when available), cpu, cuda.",
 )
-@click.option("--print-config", is_flag=True, help="Print the preset's YAML config and exit.")
+@click.option(
+    "--print-config", is_flag=True, help="Print the resolved YAML config (every option) and exit."
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def command(
     preset: str,
@@ -49,7 +52,9 @@ def command(
     from flare_uda.pipeline.presets import get_preset
 
     try:
-        config = UDAConfig.from_yaml(config_path) if config_path else get_preset(preset)
+        config = get_preset(preset)
+        if config_path:
+            config = UDAConfig.from_yaml(config_path, base=config)
     except (KeyError, ValueError, TypeError) as err:
         raise click.UsageError(str(err.args[0] if err.args else err)) from err
     if print_config:

@@ -134,8 +134,12 @@ class UDAConfig:
         return to_plain(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> UDAConfig:
+    def from_dict(cls, d: dict[str, Any], base: UDAConfig | None = None) -> UDAConfig:
         """Build from a (possibly partial) nested dict; every name and value is checked.
+
+        Sections left out keep ``base``'s (default: the defaults); a section given
+        updates ``base``'s field by field, except plug-in entries and segmentation
+        ``options``, which are replaced whole (a plug-in starts from its own defaults).
 
         Raises
         ------
@@ -148,7 +152,9 @@ class UDAConfig:
 
         if not isinstance(d, dict):
             raise TypeError(f"config must be a mapping of sections, got {type(d).__name__}")
-        return build_config(cls, upgrade(d), "")
+        if base is not None and not isinstance(base, UDAConfig):
+            raise TypeError(f"base must be a UDAConfig, got {type(base).__name__}")
+        return build_config(cls, upgrade(d), "", base=base)
 
     def to_yaml(self, path: str | os.PathLike | None = None) -> str:
         import yaml
@@ -159,12 +165,13 @@ class UDAConfig:
         return text
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> UDAConfig:
-        """Read and check a YAML config (errors name the file and the place in it)."""
+    def from_yaml(cls, path: str | os.PathLike, base: UDAConfig | None = None) -> UDAConfig:
+        """Read and check a YAML config (errors name the file and the place in it);
+        ``base``: see :meth:`from_dict`."""
         from flare_uda._yaml import read_yaml_mapping
 
         data = read_yaml_mapping(path)
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, base)
         except (KeyError, ValueError, TypeError) as err:
             raise type(err)(f"{path}: {err}") from None

@@ -235,7 +235,11 @@ class Runner:
         self.log(f"done   {stage.name} in {format_seconds(seconds)}; {self.remaining()}")
 
     def remaining(self) -> str:
-        """An estimate of the time the planned stages not run yet need, in words."""
+        """An estimate of the time the planned stages not run yet need, in words.
+
+        Only stages that report their work (:meth:`Stage.work`) are estimated, and only
+        once a stage of the same kind ran in this run: work x its measured seconds per unit.
+        """
         if not self._pending:
             return "no planned stage left"
         estimated, seconds, other = 0, 0.0, 0
@@ -247,14 +251,11 @@ class Runner:
                 continue
             estimated += 1
             seconds += work[1] * measured[0] / measured[1]
-        text = f"{len(self._pending)} planned stage(s) left"
+        text = f"{len(self._pending)} stage(s) left"
         if estimated:
-            text += (
-                f"; estimate for the {estimated} that train: ~{format_seconds(seconds)} "
-                "(from the speed measured on this run's earlier trainings)"
-            )
+            text += f", ~{format_seconds(seconds)} estimated for the {estimated} that train"
         if other:
-            text += f"; {other} not estimated"
+            text += f", {other} not estimated"
         return text
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from flare_uda._validation import as_triplet, require_choice
+from flare_uda._validation import as_triplet, require_choice, require_int
 from flare_uda.registry import unknown_name_error
 from flare_uda.segmentation.augment import AugmentConfig
 from flare_uda.segmentation.base import HEADS
@@ -98,9 +98,7 @@ class TrainConfig:
         require_choice(self.normalization, SCHEMES, "normalization")
         require_choice(self.head, HEADS, "head")
         for name in ("num_classes", "iterations", "batch_size", "val_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            require_int(getattr(self, name), name, minimum=1)  # bool is not an int
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if not self.learning_rate > 0:

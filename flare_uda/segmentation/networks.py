@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from torch import nn
 
-from flare_uda._validation import as_triplet
+from flare_uda._validation import as_triplet, require_int
 from flare_uda.registry import unknown_name_error
 
 MIN_FEATURE_MAP_SIZE = 4
@@ -51,15 +51,14 @@ class NetworkConfig:
     deep_supervision: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("base_features", "max_downsamplings", "max_features", "n_conv_per_stage"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.n_conv_per_stage_decoder, int) or self.n_conv_per_stage_decoder < 1:
-            raise ValueError(
-                "n_conv_per_stage_decoder must be a positive int, got "
-                f"{self.n_conv_per_stage_decoder!r}"
-            )
+        for name in (
+            "base_features",
+            "max_downsamplings",
+            "max_features",
+            "n_conv_per_stage",
+            "n_conv_per_stage_decoder",
+        ):
+            require_int(getattr(self, name), name, minimum=1)
         if self.max_features < self.base_features:
             raise ValueError(
                 f"max_features must be >= base_features ({self.base_features}), "

@@ -14,6 +14,8 @@ markdown table to ``OUT/table.md``.
 Example::
 
     .venv/bin/python examples/calibrate_phantom.py --out runs/calibration --model both
+
+``--preset tiny --n-ct 2 --n-mr 4 --iterations 2`` is a seconds-long smoke test.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ import numpy as np
 import torch
 
 
-def split_cohort(n_ct: int, n_mr: int, seed: int):
+def split_cohort(n_ct: int, n_mr: int, seed: int, preset: str = "quick"):
     from flare_uda.data.phantom import generate_cohort
 
-    ct, mr = generate_cohort("quick", n_ct, n_mr, seed=seed)
+    ct, mr = generate_cohort(preset, n_ct, n_mr, seed=seed)
     t1 = [c for c in mr if c.sequence == "T1"]
     t2 = [c for c in mr if c.sequence == "T2"]
     h1, h2 = len(t1) // 2, len(t2) // 2
@@ -64,6 +66,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=None, help="override the learning rate")
     p.add_argument("--normalization", default=None, help="override (e.g. zscore)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--preset", default="quick", help="phantom and segmentation preset")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -71,7 +74,7 @@ def main() -> None:
     from flare_uda.metrics.evaluate import summarize
     from flare_uda.segmentation import get_preset, train_segmenter
 
-    ct, mr_train, mr_test = split_cohort(args.n_ct, args.n_mr, args.seed)
+    ct, mr_train, mr_test = split_cohort(args.n_ct, args.n_mr, args.seed, args.preset)
     overrides = {"seed": args.seed}
     if args.iterations is not None:
         overrides["iterations"] = args.iterations
@@ -84,7 +87,7 @@ def main() -> None:
     ):
         if value is not None:
             overrides[key] = value
-    config = get_preset("quick", **overrides)
+    config = get_preset(args.preset, **overrides)
     models = ["source", "oracle"] if args.model == "both" else [args.model]
     results = {}
     for name in ("source", "oracle"):  # one file per model: two processes may run at once

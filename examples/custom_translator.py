@@ -1,28 +1,42 @@
-"""A user translator: CT -> MR by histogram (quantile) matching, used in a pipeline.
+"""A user translator: CT -> MR by histogram (quantile) matching, used by the pipeline.
 
-Run: .venv/bin/python examples/custom_translator.py [--out runs/custom_translator]
+The translator is a plug-in (flare_uda.plugin): its options are a frozen
+dataclass, it is registered once, and the pipeline's YAML names it and sets
+its options; the whole config is checked before any stage runs.
+
+Run: .venv/bin/python examples/custom_translator.py [--preset tiny] [--out runs/custom_translator]
 """
 
 import argparse
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from flare_uda.pipeline import get_preset
+from flare_uda.pipeline import UDAConfig, get_preset
 from flare_uda.pipeline.demo import run_demo
 from flare_uda.translation import TRANSLATORS, Translator
 
-QUANTILES = np.linspace(0.0, 1.0, 101)
+
+@dataclass(frozen=True)
+class HistogramOptions:
+    quantiles: int = 101  # points of the two intensity distributions that are matched
+
+    def __post_init__(self) -> None:
+        if self.quantiles < 2:
+            raise ValueError(f"quantiles must be >= 2, got {self.quantiles}")
 
 
 @TRANSLATORS.register("histogram")
 class HistogramTranslator(Translator):
     """Map each domain's pooled intensity quantiles onto the other's (monotone, no learning)."""
 
-    method = "histogram"
+    config_class = HistogramOptions
 
     def _fit(self, source, target) -> None:
-        self.source_q_ = np.quantile(np.concatenate([v.array.ravel() for v in source]), QUANTILES)
-        self.target_q_ = np.quantile(np.concatenate([v.array.ravel() for v in target]), QUANTILES)
+        q = np.linspace(0.0, 1.0, self.config.quantiles)
+        self.source_q_ = np.quantile(np.concatenate([v.array.ravel() for v in source]), q)
+        self.target_q_ = np.quantile(np.concatenate([v.array.ravel() for v in target]), q)
 
     def _translate(self, volume, direction: str) -> np.ndarray:
         src, dst = (self.source_q_, self.target_q_)[:: 1 if direction == "to_target" else -1]
@@ -36,13 +50,19 @@ class HistogramTranslator(Translator):
         self.source_q_, self.target_q_ = q["source"], q["target"]
 
 
+CONFIG = """
+# the method's translator slot (the "asit" setting) takes the user translator
+translation: {name: histogram, options: {quantiles: 51}}
+ablation: [only_ct, asit]
+"""
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="runs/custom_translator")
     parser.add_argument("--preset", default="tiny")
     args = parser.parse_args()
-    base = get_preset(args.preset).to_dict()
-    base["translation"]["method"] = "histogram"  # the method's translator slot ("asit" setting)
-    base["ablation"] = ["only_ct", "asit"]
-    _, report = run_demo(type(get_preset(args.preset)).from_dict(base), args.out)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "custom.yaml").write_text(CONFIG)
+    config = UDAConfig.from_yaml(Path(args.out) / "custom.yaml", base=get_preset(args.preset))
+    _, report = run_demo(config, args.out)
     print(f"report: {report}")

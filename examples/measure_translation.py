@@ -15,6 +15,8 @@ distribution shapes, not units. Compared pairs:
 Run (from the repository root)::
 
     .venv/bin/python examples/measure_translation.py --out docs/figures
+
+``--preset tiny --n-ct 2 --n-mr 2 --iterations 2`` is a seconds-long smoke test.
 """
 
 from __future__ import annotations
@@ -65,13 +67,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=None, help="override the quick preset")
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
+    parser.add_argument("--preset", default="quick", help="phantom preset of the cohort")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    ct, mr = generate_cohort("quick", args.n_ct, args.n_mr, args.seed)
+    ct, mr = generate_cohort(args.preset, args.n_ct, args.n_mr, args.seed)
     print(f"cohort: {len(ct)} CT {ct[0].image.shape}, {len(mr)} MR {mr[0].image.shape}")
     config = get_preset("quick", **({"iterations": args.iterations} if args.iterations else {}))
     threshold = config.body_threshold
@@ -83,7 +86,7 @@ def main() -> None:
     models, timings, fakes = {}, {}, {}
     for method in ("cyclegan", "asit"):
         t0, c0 = time.perf_counter(), time.process_time()
-        models[method] = get_translator(method, config=config).fit(ct, mr)
+        models[method] = get_translator(method, config=config, progress=False).fit(ct, mr)
         timings[f"{method} fit ({config.iterations} it), wall"] = time.perf_counter() - t0
         timings[f"{method} fit ({config.iterations} it), CPU"] = time.process_time() - c0
         t0 = time.perf_counter()

@@ -8,14 +8,14 @@ from flare_uda.inference import SlidingWindowInferer
 from flare_uda.metrics import evaluate_case, summarize
 from flare_uda.metrics.evaluate import case_rows
 from flare_uda.segmentation import get_preset, train_segmenter
-from flare_uda.translation import get_preset as translation_preset
-from flare_uda.translation import get_translator
+from flare_uda.translation import ASIT
 
 # 1. Data: labelled CT, unlabelled MR (labels kept aside for scoring only).
 ct, mr = generate_cohort("tiny", n_ct=2, n_mr=2, seed=0)
 
-# 2. ASIT: CycleGAN in Sobel anatomy space, CT -> fake MR on the CT grids.
-asit = get_translator("asit", config=translation_preset("quick", iterations=20))
+# 2. ASIT: CycleGAN in Sobel anatomy space, CT -> fake MR on the CT grids
+#    (options: the "quick" preset, fewer iterations; ASIT.presets lists the presets).
+asit = ASIT.from_preset("quick", iterations=20)
 asit.fit(ct, [c.with_label(None) for c in mr])
 fake_mr = [c.with_image(asit.to_target(c.image)) for c in ct]
 

@@ -7,7 +7,8 @@ Target: CHAOS T2-SPIR (T2) and TotalSegmentator MR (T1-like) in ../shared/data/m
 unlabelled for training. Scored on the CHAOS T2 labels: liver, kidneys, spleen.
 
 Run (skips cleanly when the folder is absent):
-    .venv/bin/python examples/real_ct_to_mri.py [--data ../shared/data] [--out runs/real]
+    .venv/bin/python examples/real_ct_to_mri.py [--data ../shared/data] [--out runs/real] \
+        [--preset quick] [--settings only_ct,asit,asit_mdm,asit_mdm_plf] [--iterations N]
 """
 
 import argparse
@@ -64,18 +65,27 @@ def main() -> int:
     parser.add_argument("--data", default=str(Path(__file__).parents[1] / ".." / "shared" / "data"))
     parser.add_argument("--out", default="runs/real")
     parser.add_argument("--iterations", type=int, default=None, help="override training length")
+    parser.add_argument("--preset", default="quick", help="pipeline preset (tiny: a smoke test)")
+    parser.add_argument(
+        "--settings",
+        default="only_ct,asit,asit_mdm,asit_mdm_plf",
+        help="comma-separated ablation settings (no oracle: the MR labels are for scoring)",
+    )
     args = parser.parse_args()
     root = Path(args.data)
     if not (root / "ct").is_dir() or not (root / "mr").is_dir():
         print(f"skipped: real data folder {root} is absent")
         return 0
-    base = get_preset("quick").to_dict()
-    base["ablation"] = ["only_ct", "asit", "asit_mdm", "asit_mdm_plf"]
+    base = get_preset(args.preset)
+    changes: dict = {"ablation": args.settings.split(",")}
     for section in ("segmentation", "final_segmentation"):
-        base[section].update(spacing=[5.0, 2.0, 2.0], patch_size=[16, 96, 96])
+        options = dict(getattr(base, section).options)
+        if args.preset != "tiny":  # near the real volumes' grid, with an in-plane field of view
+            options.update(spacing=[5.0, 2.0, 2.0], patch_size=[16, 96, 96])
         if args.iterations:
-            base[section]["iterations"] = args.iterations
-    config = UDAConfig.from_dict(base)
+            options["iterations"] = args.iterations
+        changes[section] = {"options": options}
+    config = UDAConfig.from_dict(changes, base=base)
     ct = load_ct(root)
     mr, test = load_mr(root)
     result = UDAPipeline(config, args.out).run(ct, mr, test)

@@ -6,7 +6,10 @@ flare_uda manifest.json naming each MR case's sequence, e.g. written by
 
 Run:
     .venv/bin/python examples/reproduce_paper.py --ct CT_DIR --mr MR_DIR --mr-test MR_TEST_DIR \
-        --out runs/paper [--config my.yaml]
+        --out runs/paper [--config my.yaml] [--preset paper]
+
+``--config`` sections override ``--preset``'s (``flare-uda demo --print-config``
+shows every section and option).
 """
 
 import argparse
@@ -24,12 +27,14 @@ def main() -> None:
     parser.add_argument("--mr", required=True, help="MR dataset for adaptation (labels unused)")
     parser.add_argument("--mr-test", required=True, help="labelled MR dataset for evaluation")
     parser.add_argument("--out", default="runs/paper")
-    parser.add_argument("--config", help="YAML config; default: the paper preset")
+    parser.add_argument("--preset", default="paper", help="pipeline preset (tiny: a smoke test)")
+    parser.add_argument("--config", help="YAML config overriding the preset's sections")
     args = parser.parse_args()
-    config = UDAConfig.from_yaml(args.config) if args.config else get_preset("paper")
-    config = UDAConfig.from_dict(
-        {**config.to_dict(), "ablation": [s for s in config.ablation if s != "oracle"]}
-    )
+    config = get_preset(args.preset)
+    if args.config:
+        config = UDAConfig.from_yaml(args.config, base=config)
+    no_oracle = [s for s in config.ablation if s != "oracle"]  # the MR labels are not used
+    config = UDAConfig.from_dict({"ablation": no_oracle}, base=config)
     ct = read_dataset(args.ct, progress=True)
     mr = [c.with_label(None) for c in read_dataset(args.mr, progress=True)]
     test = read_dataset(args.mr_test, progress=True)

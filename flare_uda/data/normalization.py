@@ -153,8 +153,8 @@ def normalize_tensor(x, scheme: str, stats: dict | None = None, box=None):
         raise TypeError(f"expected a torch.Tensor, got {type(x).__name__} (use normalize)")
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"expected real intensities, got a {x.dtype} tensor")
-    # min and max are NaN or inf exactly when some value is (one cheap pass; isfinite().all()
-    # took 0.102 s against aminmax's 0.003 s on 16M voxels, one CPU core, bench_preprocessing.py)
+    # min and max are NaN or inf exactly when some value is (one cheap pass, far cheaper than
+    # isfinite().all(): docs/benchmarks.md, "Steps around the network")
     if x.is_floating_point() and not bool(torch.isfinite(torch.stack(torch.aminmax(x))).all()):
         n_nan, n_inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
         raise ValueError(
@@ -174,9 +174,8 @@ def normalize_tensor(x, scheme: str, stats: dict | None = None, box=None):
 def _mean_std(x):
     """Mean and population std of a CPU tensor by numpy (nnU-Net's own arithmetic).
 
-    On the shared memory, no copy: torch's CPU ``std_mean`` took 0.088 s
-    against numpy's 0.017 s on 16M voxels, one core
-    (``benchmarks/bench_preprocessing.py``).
+    On the shared memory, no copy; faster than torch's CPU ``std_mean``
+    (docs/benchmarks.md, "Steps around the network").
     """
     import torch
 

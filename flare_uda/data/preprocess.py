@@ -102,9 +102,17 @@ class Preprocessor:
 
     Examples
     --------
-    >>> pre = Preprocessor(PreprocessConfig(target_spacing=(2.5, 0.81, 0.81))).fit(ct_cases)
+    >>> from flare_uda.data.phantom import generate_cohort
+    >>> ct_cases, _ = generate_cohort("tiny", n_ct=1, n_mr=0)
+    >>> pre = Preprocessor(PreprocessConfig(target_spacing=(10.0, 7.0, 7.0)))
+    >>> from flare_uda.executor import SerialExecutor
+    >>> pre = pre.fit(ct_cases, executor=SerialExecutor(progress=False))
     >>> image = pre(ct_cases[0])                 # normalised, resampled Volume
+    >>> ct_cases[0].image.shape, image.shape     # (z, y, x): y and x at 7 mm
+    ((16, 48, 48), (16, 44, 44))
     >>> case = pre.preprocess_case(ct_cases[0])  # image and label both
+    >>> case.label.shape == image.shape
+    True
     """
 
     def __init__(self, config: PreprocessConfig | None = None) -> None:

@@ -6,7 +6,7 @@ the target) is anisotropic (max/min spacing > 3) the low-resolution axis
 separately, by nearest neighbour ("separate z"). Labels are resampled by
 nearest neighbour (``order=0``) in all axes. nnU-Net itself resamples labels
 one-hot with ``order=1`` (one pass per label, then argmax); on a 12-organ AMOS
-label that was 5x slower here, with per-organ Dice >= 0.96 between the two
+label that was several times slower, with per-organ Dice >= 0.96 between the two
 results and no better round trip (docs/benchmarks.md, "Label resampling"), and
 nearest neighbour keeps every label value exact, so flare_uda keeps nearest.
 Where voxel centres go: nnU-Net's resize maps the

@@ -13,9 +13,9 @@ full 3D                       cubic B-spline                  trilinear
 ============================  ==============================  ==============================
 
 Why by hand: nnU-Net's resampler is scipy/skimage on the CPU, one slice at a
-time; on a 100x400x400 MR it took 4.2 s on one core here against 0.33-0.36 s for
-this module (``benchmarks/bench_preprocessing.py``), more than the whole
-sliding window on a GPU. ``torch.nn.functional.interpolate`` runs where the
+time; on a 100x400x400 MR it takes more than the whole sliding window on a GPU,
+and an order of magnitude more than this module (docs/benchmarks.md, "Steps
+around the network"). ``torch.nn.functional.interpolate`` runs where the
 image already is, but torch has no tricubic mode and MONAI's ``Spacing`` goes
 through the same kernels, so this module only maps nnU-Net's rule onto them.
 The kernels differ from nnU-Net's splines by interpolation error only; what

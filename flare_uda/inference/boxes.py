@@ -78,9 +78,8 @@ def bounding_box(
 
     A tensor mask is reduced on its own device; only its three axis
     projections (z + y + x booleans) cross to the CPU. (A CPU tensor is
-    reduced by numpy: torch's CPU reductions over inner axes took 0.036 s
-    against numpy's 0.002 s on a 100x400x400 mask, one core,
-    ``benchmarks/bench_preprocessing.py``.)
+    reduced by numpy, faster than torch's CPU reductions over inner axes:
+    docs/benchmarks.md, "Steps around the network".)
     """
     if mask.ndim != 3:
         raise ValueError(f"expected a mask 'z y x' (3D), got shape {tuple(mask.shape)}")

@@ -1,10 +1,10 @@
 """Predict a list of volume files, reading ahead and writing behind the inferer.
 
-Reading a compressed NIfTI is not free: a 100x400x400 float32 ``.nii.gz``
-took 0.71-0.86 s here (``benchmarks/bench_predict_files.py``), about three
-times the forward passes over it on an H100 (0.26 s, docs/benchmarks.md).
-SimpleITK releases the GIL while it reads and writes, so one background thread reads
-the next case while the inferer runs on the current one, and another writes
+Reading a compressed NIfTI is not free: for a 100x400x400 float32 ``.nii.gz``
+it took longer than the forward passes over it on a GPU (docs/benchmarks.md,
+"Predicting a folder: reading ahead"). SimpleITK releases the GIL while it
+reads and writes, so one background thread reads the next case while the
+inferer runs on the current one, and another writes
 finished label maps; the main thread only infers. At most ``prefetch`` cases
 wait in memory beside the one being inferred. Written by hand because
 neither nnU-Net's predictor (worker processes that also preprocess) nor

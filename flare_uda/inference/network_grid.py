@@ -220,9 +220,8 @@ def _nearest_same_direction(
     at continuous index ``a + i * b`` of ``array``; its value is the voxel
     ``floor(a + i * b + 0.5)`` (ITK's rounding), 0 outside. Written by hand
     because SimpleITK's ResampleImageFilter maps every output voxel through
-    the full transform: on a 100x400x400 output it took 0.094 s here against
-    0.050 s for three index vectors and one ``np.ix_`` gather
-    (``benchmarks/bench_preprocessing.py``), with identical
+    the full transform, where three index vectors and one ``np.ix_`` gather
+    suffice (faster: docs/benchmarks.md, "Steps around the network"), with identical
     labels (tested against SimpleITK) except at exact ties, where a reference
     voxel centre lies halfway between two label voxels and float rounding
     picks either neighbour. A tensor is gathered on its own device

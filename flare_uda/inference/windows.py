@@ -105,8 +105,7 @@ def windows_with_body(
 
     One ``any()`` per window box, on the mask's own device: for the tens of
     windows of a volume this reads far less than a summed-volume table of the
-    whole mask (0.011 s vs 0.28 s for 80 windows of a 92x525x525 mask on one
-    CPU core, ``benchmarks/bench_preprocessing.py``).
+    whole mask (measured in docs/benchmarks.md, "Steps around the network").
 
     Parameters
     ----------

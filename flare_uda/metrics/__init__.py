@@ -15,7 +15,7 @@ from flare_uda.metrics.evaluate import (
     evaluate_volumes,
     summarize,
 )
-from flare_uda.metrics.folders import FolderEvaluation, evaluate_folders, read_metrics
+from flare_uda.metrics.folders import FolderEvaluation, evaluate_folders
 from flare_uda.metrics.overlap import dice
 from flare_uda.metrics.surface import surface_dice
 
@@ -29,7 +29,6 @@ __all__ = [
     "evaluate_folders",
     "evaluate_volumes",
     "measure",
-    "read_metrics",
     "summarize",
     "surface_dice",
 ]

@@ -158,12 +158,3 @@ def write_csv(path: str | os.PathLike, fields: tuple[str, ...], rows: list[dict]
     for row in rows:
         writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in row.items()})
     return write_text(path, buf.getvalue())
-
-
-def read_metrics(path: str | os.PathLike) -> list[MetricRow]:
-    """Read a ``metrics.csv`` back into rows."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        if tuple(reader.fieldnames or ()) != METRIC_FIELDS:
-            raise ValueError(f"expected columns {METRIC_FIELDS} in {path}, got {reader.fieldnames}")
-        return [MetricRow(r["case"], r["organ"], float(r["dsc"]), float(r["nsd"])) for r in reader]

@@ -79,6 +79,127 @@ def _centre_of_mass(x: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
     return (affine @ idx_h[..., None])[:, :3, 0]
 
 
+def _check_inputs(moving, fixed, moving_affine, fixed_affine, device):
+    """Features as float32 tensors on ``device`` and affines as ``"b 4 4"`` float64, checked."""
+    mov = torch.as_tensor(moving, dtype=torch.float32, device=device)
+    fix = torch.as_tensor(fixed, dtype=torch.float32, device=device)
+    if mov.ndim != 5 or fix.ndim != 5 or mov.shape[:2] != fix.shape[:2]:
+        raise ValueError(
+            f"expected moving and fixed as 'b c z y x' with equal b and c, got "
+            f"{tuple(mov.shape)} and {tuple(fix.shape)}"
+        )
+    if min(mov.shape[2:]) < 2 or min(fix.shape[2:]) < 2:
+        raise ValueError(
+            f"expected >= 2 voxels per axis, got {tuple(mov.shape)}, {tuple(fix.shape)}"
+        )
+    b = mov.shape[0]
+    a_m = torch.as_tensor(np.asarray(moving_affine), dtype=torch.float64).reshape(-1, 4, 4)
+    a_f = torch.as_tensor(np.asarray(fixed_affine), dtype=torch.float64).reshape(-1, 4, 4)
+    if a_m.shape[0] != b or a_f.shape[0] != b:
+        raise ValueError(f"expected {b} affines each, got {a_m.shape[0]} and {a_f.shape[0]}")
+    return mov, fix, a_m.expand(b, 4, 4), a_f.expand(b, 4, 4)
+
+
+def _normalised_frame(fix: torch.Tensor, a_f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The frame ``q = (p - c_f) / s`` ("b 4 4") and the fixed centres of mass ``c_f``."""
+    b = fix.shape[0]
+    c_f = _centre_of_mass(fix.cpu(), a_f)
+    corners = torch.tensor(
+        [[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.float64
+    ) * torch.tensor([*(n - 1 for n in fix.shape[2:]), 1.0], dtype=torch.float64)
+    phys = torch.einsum("bij,nj->bni", a_f, corners)[..., :3]
+    s = (phys.amax(1) - phys.amin(1)).amax(1) / 2
+    frame = torch.eye(4, dtype=torch.float64).repeat(b, 1, 1)
+    frame[:, :3, :3] /= s[:, None, None]
+    frame[:, :3, 3] = -c_f / s[:, None]
+    return frame, c_f
+
+
+@dataclass
+class _Level:
+    """One pyramid level: pooled images and the maps between grid and normalised frame."""
+
+    mov: torch.Tensor
+    fix: torch.Tensor
+    left: torch.Tensor
+    right: torch.Tensor
+    points: tuple[torch.Tensor, torch.Tensor] | None
+
+
+def _level(mov, fix, a_m, a_f, frame, level: int, j: int, sample_fraction: float, device):
+    """Pool both images for pyramid ``level`` (index ``j``); sample fixed voxels if asked."""
+    spacing_m = torch.linalg.norm(a_m[0, :3, :3], dim=0).numpy()
+    spacing_f = torch.linalg.norm(a_f[0, :3, :3], dim=0).numpy()
+    mov_l, am_l = _pool(mov, a_m, _level_factors(tuple(mov.shape[2:]), spacing_m, level))
+    fix_l, af_l = _pool(fix, a_f, _level_factors(tuple(fix.shape[2:]), spacing_f, level))
+    left = torch.linalg.inv(am_l @ _norm_to_index(tuple(mov_l.shape[2:]))) @ torch.linalg.inv(frame)
+    right = frame @ af_l @ _norm_to_index(tuple(fix_l.shape[2:]))
+    points = None
+    if sample_fraction < 1.0:
+        base, flat = grid_points(tuple(fix_l.shape[2:]), sample_fraction, j, device)
+        points = (base, fix_l.flatten(2)[:, :, flat])
+    return _Level(
+        mov_l,
+        fix_l,
+        (_REV @ left).to(torch.float32).to(device),
+        (right @ _REV).to(torch.float32).to(device),
+        points,
+    )
+
+
+def _matrix(d_m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The normalised-frame affine ``"b 4 4"`` of the parameters (identity + d_m, t)."""
+    b = d_m.shape[0]
+    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], device=d_m.device).expand(b, 1, 4)
+    eye = torch.eye(3, device=d_m.device)
+    return torch.cat([torch.cat([eye + d_m, t[..., None]], 2), bottom], 1)
+
+
+def _loss(level: _Level, d_m: torch.Tensor, t: torch.Tensor, opt=None) -> torch.Tensor:
+    """The masked MSE of one level, back-propagated into ``d_m`` and ``t``."""
+    if opt is not None:
+        opt.zero_grad(set_to_none=True)
+    theta = (level.left @ _matrix(d_m, t) @ level.right)[:, :3]
+    if level.points is None:
+        grid = F.affine_grid(theta, list(level.fix.shape), align_corners=True)
+        target = level.fix
+    else:  # the same grid at the sampled voxels only: "b 1 1 n 3"
+        grid = torch.einsum("bij,nj->bni", theta, level.points[0])[:, None, None]
+        target = level.points[1][:, :, None, None]
+    warped = F.grid_sample(level.mov, grid, mode="bilinear", align_corners=True)
+    # like ITK, score only fixed voxels that sample inside the moving image: zero
+    # padding would otherwise pull the map towards cropped edges.
+    inside = (grid.abs() <= 1).all(-1, keepdim=True).movedim(-1, 1).to(warped.dtype)
+    sq = ((warped - target) ** 2 * inside).flatten(1).sum(1)
+    loss = (sq / (inside.flatten(1).sum(1) * warped.shape[1]).clamp(min=1)).sum()
+    loss.backward()
+    return loss
+
+
+def _optimise(level, params, n_iter: int, j: int, optimizer: str, lr: float, adam) -> None:
+    """``n_iter`` L-BFGS iterations, or Adam steps at level ``j``'s decaying rate."""
+    d_m, t = params
+    if optimizer == "lbfgs":
+        lbfgs = torch.optim.LBFGS(
+            params,
+            lr=1.0,
+            max_iter=n_iter,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-9,
+            tolerance_change=1e-12,
+        )
+        lbfgs.step(partial(_loss, level, d_m, t, opt=lbfgs))
+        return
+    for i in range(n_iter):
+        # level j starts at lr / 2**j and decays linearly to a tenth of that, so the
+        # estimate settles instead of jittering at Adam's step size.
+        for group in adam.param_groups:
+            group["lr"] = lr * 0.5**j * (1 - 0.9 * i / max(1, n_iter - 1))
+        _loss(level, d_m, t, opt=adam)
+        adam.step()
+
+
 def register_batch(
     moving: np.ndarray | torch.Tensor,
     fixed: np.ndarray | torch.Tensor,
@@ -141,107 +262,24 @@ def register_batch(
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {optimizer!r}")
     if not 0.0 < sample_fraction <= 1.0:
         raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction}")
-    mov = torch.as_tensor(moving, dtype=torch.float32, device=device)
-    fix = torch.as_tensor(fixed, dtype=torch.float32, device=device)
-    if mov.ndim != 5 or fix.ndim != 5 or mov.shape[:2] != fix.shape[:2]:
-        raise ValueError(
-            f"expected moving and fixed as 'b c z y x' with equal b and c, got "
-            f"{tuple(mov.shape)} and {tuple(fix.shape)}"
-        )
-    if min(mov.shape[2:]) < 2 or min(fix.shape[2:]) < 2:
-        raise ValueError(
-            f"expected >= 2 voxels per axis, got {tuple(mov.shape)}, {tuple(fix.shape)}"
-        )
+    mov, fix, a_m, a_f = _check_inputs(moving, fixed, moving_affine, fixed_affine, device)
     b = mov.shape[0]
-    a_m = torch.as_tensor(np.asarray(moving_affine), dtype=torch.float64).reshape(-1, 4, 4)
-    a_f = torch.as_tensor(np.asarray(fixed_affine), dtype=torch.float64).reshape(-1, 4, 4)
-    if a_m.shape[0] != b or a_f.shape[0] != b:
-        raise ValueError(f"expected {b} affines each, got {a_m.shape[0]} and {a_f.shape[0]}")
-    a_m, a_f = a_m.expand(b, 4, 4), a_f.expand(b, 4, 4)
-
     # Normalised physical frame q = (p - c_f) / s, shared by both spaces.
-    c_f = _centre_of_mass(fix.cpu(), a_f)
-    corners = torch.tensor(
-        [[i, j, k, 1.0] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.float64
-    ) * torch.tensor([*(n - 1 for n in fix.shape[2:]), 1.0], dtype=torch.float64)
-    phys = torch.einsum("bij,nj->bni", a_f, corners)[..., :3]
-    s = (phys.amax(1) - phys.amin(1)).amax(1) / 2
-    frame = torch.eye(4, dtype=torch.float64).repeat(b, 1, 1)
-    frame[:, :3, :3] /= s[:, None, None]
-    frame[:, :3, 3] = -c_f / s[:, None]
+    frame, c_f = _normalised_frame(fix, a_f)
+    s = 1.0 / frame[:, 0, 0]
     t0 = (
         (_centre_of_mass(mov.cpu(), a_m) - c_f) / s[:, None] if init == "com" else torch.zeros(b, 3)
     )
     d_m = torch.zeros(b, 3, 3, device=device, requires_grad=True)
     t = t0.to(torch.float32).to(device).clone().requires_grad_(True)
-    eye = torch.eye(3, device=device)
-    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], device=device).expand(b, 1, 4)
-    spacing_m = torch.linalg.norm(a_m[0, :3, :3], dim=0).numpy()
-    spacing_f = torch.linalg.norm(a_f[0, :3, :3], dim=0).numpy()
-    params = [d_m, t]
-    adam = torch.optim.Adam(params, lr=lr)
+    adam = torch.optim.Adam([d_m, t], lr=lr)
     for j, (level, n_iter) in enumerate(zip(shrink_factors, iterations, strict=True)):
-        f_m = _level_factors(tuple(mov.shape[2:]), spacing_m, level)
-        f_f = _level_factors(tuple(fix.shape[2:]), spacing_f, level)
-        mov_l, am_l = _pool(mov, a_m, f_m)
-        fix_l, af_l = _pool(fix, a_f, f_f)
-        left = torch.linalg.inv(am_l @ _norm_to_index(tuple(mov_l.shape[2:]))) @ torch.linalg.inv(
-            frame
-        )
-        right = frame @ af_l @ _norm_to_index(tuple(fix_l.shape[2:]))
-        left = (_REV @ left).to(torch.float32).to(device)
-        right = (right @ _REV).to(torch.float32).to(device)
-
-        points = None
-        if sample_fraction < 1.0:
-            base, flat = grid_points(tuple(fix_l.shape[2:]), sample_fraction, j, device)
-            points = (base, fix_l.flatten(2)[:, :, flat])
-
-        def closure(
-            left=left, right=right, mov_l=mov_l, fix_l=fix_l, points=points, opt=None
-        ) -> torch.Tensor:
-            if opt is not None:
-                opt.zero_grad(set_to_none=True)
-            q = torch.cat([torch.cat([eye + d_m, t[..., None]], 2), bottom], 1)
-            theta = (left @ q @ right)[:, :3]
-            if points is None:
-                grid = F.affine_grid(theta, list(fix_l.shape), align_corners=True)
-                target = fix_l
-            else:  # the same grid at the sampled voxels only: "b 1 1 n 3"
-                grid = torch.einsum("bij,nj->bni", theta, points[0])[:, None, None]
-                target = points[1][:, :, None, None]
-            warped = F.grid_sample(mov_l, grid, mode="bilinear", align_corners=True)
-            # like ITK, score only fixed voxels that sample inside the moving image: zero
-            # padding would otherwise pull the map towards cropped edges.
-            inside = (grid.abs() <= 1).all(-1, keepdim=True).movedim(-1, 1).to(warped.dtype)
-            sq = ((warped - target) ** 2 * inside).flatten(1).sum(1)
-            loss = (sq / (inside.flatten(1).sum(1) * warped.shape[1]).clamp(min=1)).sum()
-            loss.backward()
-            return loss
-
         if n_iter == 0:
             continue
-        if optimizer == "lbfgs":
-            lbfgs = torch.optim.LBFGS(
-                params,
-                lr=1.0,
-                max_iter=n_iter,
-                history_size=20,
-                line_search_fn="strong_wolfe",
-                tolerance_grad=1e-9,
-                tolerance_change=1e-12,
-            )
-            lbfgs.step(partial(closure, opt=lbfgs))
-            continue
-        for i in range(n_iter):
-            # level j starts at lr / 2**j and decays linearly to a tenth of that, so the
-            # estimate settles instead of jittering at Adam's step size.
-            for group in adam.param_groups:
-                group["lr"] = lr * 0.5**j * (1 - 0.9 * i / max(1, n_iter - 1))
-            closure(opt=adam)
-            adam.step()
+        grids = _level(mov, fix, a_m, a_f, frame, level, j, sample_fraction, device)
+        _optimise(grids, [d_m, t], n_iter, j, optimizer, lr, adam)
     with torch.no_grad():
-        q = torch.cat([torch.cat([eye + d_m, t[..., None]], 2), bottom], 1).cpu().double()
+        q = _matrix(d_m, t).cpu().double()
     return (torch.linalg.inv(frame) @ q @ frame).numpy()
 
 

@@ -73,13 +73,30 @@ def initial_patch_size(patch_size: tuple[int, int, int], config: AugmentConfig) 
     return tuple(max(int(s), int(p)) for s, p in zip(size, patch_size, strict=True))
 
 
-def build_transforms(patch_size: tuple[int, int, int], config: AugmentConfig):
-    """The per-sample transform pipeline (a batchgeneratorsv2 ``BasicTransform``).
+def _spatial(patch: tuple[int, int, int], config: AugmentConfig):
+    """nnU-Net's spatial transform: rotation, scaling, elastic deformation; pads with label -1."""
+    from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 
-    Call it as ``t(image=img, segmentation=seg)`` with tensors ``"c z y x"``
-    cropped to :func:`initial_patch_size`; it returns a dict with both cropped
-    to ``patch_size``. Padding written by the spatial transform is label 0.
-    """
+    rot = float(np.deg2rad(config.rotation_deg))
+    return SpatialTransform(
+        patch,
+        patch_center_dist_from_border=0,
+        random_crop=False,
+        p_elastic_deform=config.p_elastic,
+        p_rotation=0.2 if rot > 0 else 0.0,
+        rotation=(-rot, rot),
+        p_scaling=0.2,
+        scaling=config.scaling,
+        p_synchronize_scaling_across_axes=1,
+        bg_style_seg_sampling=False,
+        border_mode_seg="constant",
+        padding_value_seg=-1,
+    )
+
+
+def _intensity() -> list:
+    """nnU-Net's intensity transforms with their probabilities (noise, blur, brightness,
+    contrast, low resolution, gamma inverted and not)."""
     from batchgeneratorsv2.transforms.intensity.brightness import (
         MultiplicativeBrightnessTransform,
     )
@@ -90,100 +107,60 @@ def build_transforms(patch_size: tuple[int, int, int], config: AugmentConfig):
     from batchgeneratorsv2.transforms.spatial.low_resolution import (
         SimulateLowResolutionTransform,
     )
+    from batchgeneratorsv2.transforms.utils.random import RandomTransform
+
+    per_channel = {"synchronize_channels": False, "p_per_channel": 1}
+    gamma = {"gamma": BGContrast((0.7, 1.5)), **per_channel, "p_retain_stats": 1}
+    transforms = [
+        (GaussianNoiseTransform((0, 0.1), p_per_channel=1, synchronize_channels=True), 0.1),
+        (
+            GaussianBlurTransform(
+                blur_sigma=(0.5, 1.0),
+                synchronize_channels=False,
+                synchronize_axes=False,
+                p_per_channel=0.5,
+                benchmark=False,
+            ),
+            0.2,
+        ),
+        (MultiplicativeBrightnessTransform(BGContrast((0.75, 1.25)), **per_channel), 0.15),
+        (ContrastTransform(BGContrast((0.75, 1.25)), preserve_range=True, **per_channel), 0.15),
+        (
+            SimulateLowResolutionTransform(
+                scale=(0.5, 1),
+                synchronize_channels=False,
+                synchronize_axes=True,
+                ignore_axes=None,
+                allowed_channels=None,
+                p_per_channel=0.5,
+            ),
+            0.25,
+        ),
+        (GammaTransform(p_invert_image=1, **gamma), 0.1),
+        (GammaTransform(p_invert_image=0, **gamma), 0.3),
+    ]
+    return [RandomTransform(t, apply_probability=p) for t, p in transforms]
+
+
+def build_transforms(patch_size: tuple[int, int, int], config: AugmentConfig):
+    """The per-sample transform pipeline (a batchgeneratorsv2 ``BasicTransform``).
+
+    Call it as ``t(image=img, segmentation=seg)`` with tensors ``"c z y x"``
+    cropped to :func:`initial_patch_size`; it returns a dict with both cropped
+    to ``patch_size``. Padding written by the spatial transform is label 0.
+    """
     from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
     from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
     from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
-    from batchgeneratorsv2.transforms.utils.random import RandomTransform
     from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
 
     patch = tuple(int(p) for p in patch_size)
-    rot = float(np.deg2rad(config.rotation_deg))
     if not config.enabled:
         spatial = SpatialTransform(patch, 0, random_crop=False)
         return ComposeTransforms([spatial, RemoveLabelTransform(-1, 0)])
-    t = [
-        SpatialTransform(
-            patch,
-            patch_center_dist_from_border=0,
-            random_crop=False,
-            p_elastic_deform=config.p_elastic,
-            p_rotation=0.2 if rot > 0 else 0.0,
-            rotation=(-rot, rot),
-            p_scaling=0.2,
-            scaling=config.scaling,
-            p_synchronize_scaling_across_axes=1,
-            bg_style_seg_sampling=False,
-            border_mode_seg="constant",
-            padding_value_seg=-1,
-        )
-    ]
+    t = [_spatial(patch, config)]
     if config.intensity:
-        t += [
-            RandomTransform(
-                GaussianNoiseTransform(
-                    noise_variance=(0, 0.1), p_per_channel=1, synchronize_channels=True
-                ),
-                apply_probability=0.1,
-            ),
-            RandomTransform(
-                GaussianBlurTransform(
-                    blur_sigma=(0.5, 1.0),
-                    synchronize_channels=False,
-                    synchronize_axes=False,
-                    p_per_channel=0.5,
-                    benchmark=False,
-                ),
-                apply_probability=0.2,
-            ),
-            RandomTransform(
-                MultiplicativeBrightnessTransform(
-                    multiplier_range=BGContrast((0.75, 1.25)),
-                    synchronize_channels=False,
-                    p_per_channel=1,
-                ),
-                apply_probability=0.15,
-            ),
-            RandomTransform(
-                ContrastTransform(
-                    contrast_range=BGContrast((0.75, 1.25)),
-                    preserve_range=True,
-                    synchronize_channels=False,
-                    p_per_channel=1,
-                ),
-                apply_probability=0.15,
-            ),
-            RandomTransform(
-                SimulateLowResolutionTransform(
-                    scale=(0.5, 1),
-                    synchronize_channels=False,
-                    synchronize_axes=True,
-                    ignore_axes=None,
-                    allowed_channels=None,
-                    p_per_channel=0.5,
-                ),
-                apply_probability=0.25,
-            ),
-            RandomTransform(
-                GammaTransform(
-                    gamma=BGContrast((0.7, 1.5)),
-                    p_invert_image=1,
-                    synchronize_channels=False,
-                    p_per_channel=1,
-                    p_retain_stats=1,
-                ),
-                apply_probability=0.1,
-            ),
-            RandomTransform(
-                GammaTransform(
-                    gamma=BGContrast((0.7, 1.5)),
-                    p_invert_image=0,
-                    synchronize_channels=False,
-                    p_per_channel=1,
-                    p_retain_stats=1,
-                ),
-                apply_probability=0.3,
-            ),
-        ]
+        t += _intensity()
     if config.mirror_axes:
         t.append(MirrorTransform(allowed_axes=config.mirror_axes))
     t.append(RemoveLabelTransform(-1, 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,70 @@ def check_resumable(saved: dict, config: CycleGANConfig, path: Path) -> None:
         )
 
 
+@dataclass
+class _Training:
+    """What a checkpoint holds besides the config: networks, optimisers, schedulers,
+    image pools, the sampling generator and the loss history."""
+
+    nets: dict[str, nn.Module]
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scheds: list[LambdaLR]
+    pools: dict[str, ImagePool]
+    rng: np.random.Generator
+    history: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, nets: dict[str, nn.Module], config: CycleGANConfig, rng) -> _Training:
+        """Adam for both pairs of networks, the linear decay, two image pools."""
+
+        def adam(names: tuple[str, str]) -> torch.optim.Adam:
+            params = itertools.chain(*(nets[n].parameters() for n in names))
+            return torch.optim.Adam(params, lr=config.lr, betas=config.betas)
+
+        opt_g, opt_d = adam(("G_t", "G_s")), adam(("D_t", "D_s"))
+        decay = linear_decay(config.iterations, config.decay_fraction)
+        scheds = [LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)]
+        pools = {"t": ImagePool(config.pool_size, rng), "s": ImagePool(config.pool_size, rng)}
+        return cls(nets, opt_g, opt_d, scheds, pools, rng)
+
+    def resume(self, path: Path, config: CycleGANConfig, device: torch.device) -> int:
+        """Load the checkpoint at ``path`` (made with ``config``); its iteration."""
+        state = torch.load(path, map_location=device, weights_only=True)
+        check_resumable(state["config"], config, path)
+        for name, net in self.nets.items():
+            net.load_state_dict(state["nets"][name])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for sched, s in zip(self.scheds, state["scheds"], strict=True):
+            sched.load_state_dict(s)
+        for key, pool in self.pools.items():
+            pool.load_state_dict(state["pools"][key])
+        self.rng.bit_generator.state = state["rng"]
+        self.history = list(state["history"])
+        return state["iteration"]
+
+    def save(self, work_dir: str | os.PathLike, iteration: int, config: CycleGANConfig) -> None:
+        """Write ``checkpoint_{iteration}.pt`` atomically; remove older checkpoints."""
+        state = {
+            "iteration": iteration,
+            "config": config.to_dict(),
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scheds": [s.state_dict() for s in self.scheds],
+            "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            "rng": self.rng.bit_generator.state,
+            "history": self.history,
+        }
+        path = Path(work_dir) / f"checkpoint_{iteration:08d}.pt"
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        for old in Path(work_dir).glob(CHECKPOINT_GLOB):
+            if old != path:
+                old.unlink()
+
+
 def train_cyclegan(
     nets: dict[str, nn.Module],
     sampler_s: PatchSampler,
@@ -155,55 +220,11 @@ def train_cyclegan(
         Losses per iteration (including those before a resume).
     """
     device = next(nets["G_t"].parameters()).device
-    opt_g = torch.optim.Adam(
-        itertools.chain(nets["G_t"].parameters(), nets["G_s"].parameters()),
-        lr=config.lr,
-        betas=config.betas,
-    )
-    opt_d = torch.optim.Adam(
-        itertools.chain(nets["D_t"].parameters(), nets["D_s"].parameters()),
-        lr=config.lr,
-        betas=config.betas,
-    )
-    decay = linear_decay(config.iterations, config.decay_fraction)
-    scheds = [LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)]
-    pools = {"t": ImagePool(config.pool_size, rng), "s": ImagePool(config.pool_size, rng)}
-    history: list[dict] = []
+    run = _Training.start(nets, config, rng)
     start = 0
     ckpt_path = latest_checkpoint(work_dir) if work_dir is not None else None
     if ckpt_path is not None:
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        check_resumable(state["config"], config, ckpt_path)
-        for name, net in nets.items():
-            net.load_state_dict(state["nets"][name])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        for sched, s in zip(scheds, state["scheds"], strict=True):
-            sched.load_state_dict(s)
-        for key, pool in pools.items():
-            pool.load_state_dict(state["pools"][key])
-        rng.bit_generator.state = state["rng"]
-        start, history = state["iteration"], list(state["history"])
-
-    def save(iteration: int) -> None:
-        state = {
-            "iteration": iteration,
-            "config": config.to_dict(),
-            "nets": {k: v.state_dict() for k, v in nets.items()},
-            "opt_g": opt_g.state_dict(),
-            "opt_d": opt_d.state_dict(),
-            "scheds": [s.state_dict() for s in scheds],
-            "pools": {k: p.state_dict() for k, p in pools.items()},
-            "rng": rng.bit_generator.state,
-            "history": history,
-        }
-        path = Path(work_dir) / f"checkpoint_{iteration:08d}.pt"
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-        for old in Path(work_dir).glob(CHECKPOINT_GLOB):
-            if old != path:
-                old.unlink()
-
+        start = run.resume(ckpt_path, config, device)
     for net in nets.values():
         net.train()
     bar = tqdm(
@@ -216,17 +237,17 @@ def train_cyclegan(
     for it in bar:
         real_s = _to_batch(sampler_s.sample(config.batch_size), config.spatial_dims, device)
         real_t = _to_batch(sampler_t.sample(config.batch_size), config.spatial_dims, device)
-        losses = train_step(nets, opt_g, opt_d, pools, real_s, real_t, config)
-        for sched in scheds:
+        losses = train_step(nets, run.opt_g, run.opt_d, run.pools, real_s, real_t, config)
+        for sched in run.scheds:
             sched.step()
-        history.append(losses)
+        run.history.append(losses)
         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()})
         done = it + 1
         if work_dir is not None and (
             done == config.iterations
             or (config.checkpoint_every and done % config.checkpoint_every == 0)
         ):
-            save(done)
+            run.save(work_dir, done, config)
     for net in nets.values():
         net.eval()
-    return history
+    return run.history

@@ -143,15 +143,3 @@ def jitter_table(table: np.ndarray, modality: str, rng: np.random.Generator) -> 
     else:
         out *= (1.0 + rng.normal(0.0, 0.05, out.shape)).astype(np.float32)
     return out
-
-
-def markdown_table() -> str:
-    """The intensity model as a Markdown table (used to keep docs/phantom.md honest)."""
-    rows = [
-        "| tissue | CT non-contrast (HU) | CT arterial (HU) | CT venous (HU) | MR T1 | MR T2 |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name in TISSUES:
-        v = _TABLE[name]
-        rows.append(f"| {name} | {v[0]:.0f} | {v[1]:.0f} | {v[2]:.0f} | {v[3]:.2f} | {v[4]:.2f} |")
-    return "\n".join(rows)

@@ -60,10 +60,6 @@ class _Jitter:
         return tuple(tube(self.pts(group, points), np.asarray(radii) * self.scale[group], samples))
 
 
-def _mirror(points: list) -> list:
-    return [[z, y, -x] for z, y, x in points]
-
-
 def _hollow(
     name: str,
     pieces: tuple,

@@ -144,6 +144,13 @@ class Plugin:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
+def option_defaults(cls: type) -> dict[str, Any]:
+    """The default of every option of a ``config_class`` (``"<required>"`` when it has none)."""
+    out: dict[str, Any] = {f.name: "<required>" for f in dataclasses.fields(cls) if f.init}
+    out.update(_defaults(cls))
+    return out
+
+
 def _defaults(cls: type) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(cls):

@@ -80,6 +80,9 @@ def test_an_installed_plugin_runs_in_the_demo_with_options_from_yaml(tmp_path):
     done = flare_uda(site, "demo", "--preset", "tiny", "--config", str(config), "--out", str(out))
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (out / "report.md").is_file()
+    listed = flare_uda(site, "plugins", "translator", "--options")
+    assert listed.returncode == 0 and "gain_plugin.GainTranslator" in listed.stdout
+    assert "gain: 1.0" in listed.stdout
     saved = json.loads(next(out.glob("stages/translate_gain-*/model/translator.json")).read_text())
     assert (saved["name"], saved["options"]) == ("gain", {"gain": 2.0})
     # a typo in the plug-in's options fails on load, naming the option the plug-in has

@@ -151,3 +151,18 @@ def test_every_kind_has_a_registry():
     with pytest.raises(KeyError, match="unknown plug-in kind 'translater'"):
         registry("translater")
     assert registry("ensembler") is ENSEMBLERS
+
+
+def test_cli_lists_every_kind_and_its_options():
+    from click.testing import CliRunner
+
+    from flare_uda.cli import main
+
+    res = CliRunner().invoke(main, ["plugins"])
+    assert res.exit_code == 0, res.output
+    for kind in KINDS:
+        assert f"{kind}:" in res.output
+    res = CliRunner().invoke(main, ["plugins", "filter", "--options"])
+    assert "volume_prior" in res.output and 'mean_volumes: "<required>"' in res.output
+    res = CliRunner().invoke(main, ["plugins", "registrer"])
+    assert res.exit_code == 2 and "Did you mean 'registrar'" in res.output

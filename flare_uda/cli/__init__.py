@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "efficiency": ("flare_uda.cli.efficiency", "Time and memory of a command (FLARE style)."),
     "train": ("flare_uda.cli.train", "Train a segmentation U-Net on labelled volumes."),
     "predict": ("flare_uda.cli.predict", "Label volumes with a trained model (windows or ROI)."),
+    "plugins": ("flare_uda.cli.plugins", "List the registered plug-ins of every kind."),
 }
 
 

@@ -227,3 +227,10 @@ def test_a_partial_config_updates_a_base():
     assert (cfg.translation, cfg.self_training) == (tiny.translation, tiny.self_training)
     with pytest.raises(TypeError, match="base must be a UDAConfig, got dict"):
         UDAConfig.from_dict({}, base={})
+
+
+def test_legacy_errors_name_the_option():
+    with pytest.raises(KeyError, match="Did you mean 'keep_fraction'"):
+        UDAConfig.from_dict({"pseudolabel": {"keep_fractoin": 0.5}})
+    with pytest.raises(ValueError, match="mdm_features must be"):
+        UDAConfig.from_dict({"pseudolabel": {"mdm_features": "images"}})

@@ -16,6 +16,7 @@ import warnings
 from typing import Any
 
 from flare_uda.options import to_plain
+from flare_uda.registry import unknown_name_error
 
 _PSEUDOLABEL = {
     "better_sequence",
@@ -96,9 +97,11 @@ def _inference(old: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pseudolabel(old: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(old) - _PSEUDOLABEL)
-    if unknown:
-        raise KeyError(f"unknown option(s) {unknown} in the 0.1 pseudolabel section")
+    for key in old:
+        if key not in _PSEUDOLABEL:
+            raise unknown_name_error(
+                "option of the 0.1 pseudolabel section", str(key), [*_PSEUDOLABEL]
+            )
     better = old.get("better_sequence", "T1")
     registrar = old.get("registrar", "torch")
     features = {"anatomy": "image", "labels": "labels"}.get(old.get("mdm_features", "anatomy"))

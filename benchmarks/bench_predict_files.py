@@ -27,7 +27,7 @@ from bench_inference import resampled_case  # same folder
 
 from flare_uda.data.io import read_volume, write_volume
 from flare_uda.data.phantom import generate_case
-from flare_uda.inference import make_inferer
+from flare_uda.inference import CoarseToFineInferer, SlidingWindowInferer
 from flare_uda.inference.files import predict_files
 from flare_uda.inference.sliding_window import SlidingWindowConfig
 from flare_uda.segmentation.network_segmenter import NetworkSegmenter
@@ -98,10 +98,10 @@ def main() -> None:
     rows = []
     for name in args.inferers.split(","):
         if name == "plain":
-            inferer = make_inferer("plain")
+            inferer = SlidingWindowInferer()
         elif name == "roi_body_torch_s1.0":
             fine = SlidingWindowConfig(step=1.0, resampling="torch")
-            inferer = make_inferer("roi", fine, roi_source="body")
+            inferer = CoarseToFineInferer(fine=fine, roi_source="body")
         else:
             raise SystemExit(f"unknown inferer {name!r}: expected plain or roi_body_torch_s1.0")
         rows.append((name, *measure(inferer, seg, inputs, args.work / f"out_{name}", args)))

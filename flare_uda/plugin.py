@@ -140,7 +140,9 @@ class Plugin:
 
     def __repr__(self) -> str:
         defaults = _defaults(type(self).config_class)
-        shown = {k: v for k, v in fields_of(self.config).items() if defaults.get(k, k) != v}
+        shown = {
+            k: v for k, v in fields_of(self.config).items() if k not in defaults or defaults[k] != v
+        }
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
@@ -179,7 +181,7 @@ def make_config(cls: type, config: Any, options: Mapping[str, Any]) -> Any:
     where = f"{cls.__name__} options"
     if config is None:
         values: dict[str, Any] = {}
-    elif dataclasses.is_dataclass(config) and isinstance(options_class, type):
+    elif dataclasses.is_dataclass(config):
         if not isinstance(config, options_class) and not issubclass(options_class, type(config)):
             raise TypeError(
                 f"{cls.__name__} takes a {options_class.__name__} config, "

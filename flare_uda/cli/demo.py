@@ -50,6 +50,7 @@ def command(
     """Run ASIT -> MDM -> PLF -> small net, and the paper's ablation, on the phantom."""
     from flare_uda.pipeline.config import UDAConfig
     from flare_uda.pipeline.presets import get_preset
+    from flare_uda.registry import PluginLoadError
 
     try:
         config = get_preset(preset)
@@ -57,6 +58,8 @@ def command(
             config = UDAConfig.from_yaml(config_path, base=config)
     except (KeyError, ValueError, TypeError) as err:
         raise click.UsageError(str(err.args[0] if err.args else err)) from err
+    except PluginLoadError as err:  # an installed plug-in package that does not import
+        raise click.ClickException(str(err)) from err
     if print_config:
         click.echo(config.to_yaml(), nl=False)
         return

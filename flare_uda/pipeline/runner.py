@@ -232,7 +232,8 @@ class Runner:
             total = self._measured.setdefault(work[0], [0.0, 0.0])
             total[0] += seconds
             total[1] += work[1]
-        self.log(f"done   {stage.name} in {format_seconds(seconds)}; {self.remaining()}")
+        left = f"; {self.remaining()}" if self._planned else ""  # nothing planned: no estimate
+        self.log(f"done   {stage.name} in {format_seconds(seconds)}{left}")
 
     def remaining(self) -> str:
         """An estimate of the time the planned stages not run yet need, in words.

@@ -228,3 +228,34 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoint_latest.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot read the training checkpoint"):
         train_segmenter([make_case(0)], tiny(iterations=2), tmp_path, progress=False)
+
+
+# ---------------------------------------------------------------- in-plane augmentation
+def test_in_plane_augmentation_moves_every_slice_alike():
+    """Slices as 2D images: one spatial transform for the whole stack, z untouched."""
+    from flare_uda.segmentation.augment import (
+        AugmentConfig,
+        build_transforms,
+        initial_patch_size,
+    )
+
+    cfg = AugmentConfig(rotation_deg=45.0, intensity=False, mirror_axes=(0, 2))
+    patch = (3, 32, 32)
+    crop = initial_patch_size(patch, cfg, in_plane=True)
+    assert crop[0] == 3 and min(crop[1:]) > 32  # only y and x enlarged
+    torch.manual_seed(0)
+    one = torch.randn(1, 1, *crop[1:])
+    image = one.expand(1, 3, *crop[1:]).clone()  # three identical slices
+    seg = (one > 0).to(torch.int16).expand(1, 3, *crop[1:]).clone()
+    transform = build_transforms(patch, cfg, in_plane=True)
+    for _ in range(10):
+        out = transform(image=image.clone(), segmentation=seg.clone())
+        assert out["image"].shape == (1, *patch) and out["segmentation"].shape == (1, *patch)
+        torch.testing.assert_close(out["image"][0, 0], out["image"][0, 2])
+        assert torch.equal(out["segmentation"][0, 0], out["segmentation"][0, 1])
+
+
+def test_single_slice_patches_train():
+    cfg = tiny(iterations=2, network=SLICES, patch_size=(1, 16, 16), batch_size=4)
+    seg = train_segmenter([make_case(0)], cfg, progress=False)
+    assert seg.history_["iterations_done"] == 2

@@ -230,8 +230,9 @@ def train_segmenter(
     workers = default_workers(dev) if num_workers is None else num_workers
     n_out = run.topology.n_stages - 1 if config.network.deep_supervision else 1
     loss_weights = deep_supervision_weights(n_out).tolist() if n_out > 1 else None
-    crop = initial_patch_size(config.patch_size, config.augment)
-    transform = build_transforms(config.patch_size, config.augment)
+    in_plane = config.network.spatial_dims == 2  # slice-wise nets: 2D augmentation
+    crop = initial_patch_size(config.patch_size, config.augment, in_plane)
+    transform = build_transforms(config.patch_size, config.augment, in_plane)
     history, clock = run.history, run.clock
     done = run.start
     if not clock.finished(done):

@@ -28,14 +28,17 @@ def load_segmenter(model_dir: str | os.PathLike, fold: str = "0", device: str = 
 
 
 def input_files(path: Path) -> list[Path]:
-    """The volume files to predict: ``path`` itself, or the volumes directly inside it."""
-    from flare_uda.data.io import READ_SUFFIXES
+    """The volume files to predict: ``path`` itself, or the volumes directly inside it.
+
+    Hidden and temporary files (e.g. left by a killed run) are not inputs.
+    """
+    from flare_uda.data.io import READ_SUFFIXES, list_volume_files
 
     if not path.exists():
         raise click.BadParameter(f"no such file or folder: {path}", param_hint="-i")
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+    files = list_volume_files(path)
     if not files:
         raise click.BadParameter(f"no volumes {READ_SUFFIXES} found in {path}", param_hint="-i")
     return files

@@ -13,15 +13,16 @@ METHODS_HELP = "Translator name: identity, cyclegan or asit."
 def _image_files(root: Path) -> list[Path]:
     """Image files of a dataset (nnU-Net raw layout) or of a plain folder of volumes."""
     from flare_uda.data.datasets import FILE_ENDING, SPLITS
-    from flare_uda.data.io import READ_SUFFIXES
+    from flare_uda.data.io import list_volume_files
 
     if not root.is_dir():
         raise click.BadParameter(f"expected a folder, got {root}")
     dirs = [root / SPLITS[s][0] for s in SPLITS if (root / SPLITS[s][0]).is_dir()]
     if dirs:
-        files = [p for d in dirs for p in sorted(d.glob(f"*_0000{FILE_ENDING}"))]
+        ending = f"_0000{FILE_ENDING}"
+        files = [p for d in dirs for p in list_volume_files(d) if p.name.endswith(ending)]
     else:
-        files = sorted(p for p in root.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+        files = list_volume_files(root)
     if not files:
         raise click.BadParameter(f"no volumes found in {root}")
     return files

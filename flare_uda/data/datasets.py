@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from flare_uda._atomic import write_json
-from flare_uda.data.io import read_label, read_volume, write_volume
+from flare_uda.data.io import list_volume_files, read_label, read_volume, write_volume
 from flare_uda.data.labels import FLARE_ORGANS
 from flare_uda.volume import Case
 
@@ -141,7 +141,7 @@ def read_dataset(
         img_dir, lab_dir = (root / d for d in SPLITS[split])
         if not img_dir.is_dir():
             continue
-        images = sorted(img_dir.glob(f"*_0000{FILE_ENDING}"))
+        images = [p for p in list_volume_files(img_dir) if p.name.endswith(f"_0000{FILE_ENDING}")]
         for img_path in tqdm(images, desc=f"reading {root.name}", disable=not progress):
             case_id = img_path.name[: -len(f"_0000{FILE_ENDING}")]
             meta = manifest.get(case_id, {})
@@ -169,14 +169,15 @@ def read_folder(
 ) -> list[Case]:
     """Read every volume file directly inside ``folder`` as an unlabelled case.
 
-    A case id is the file name without its suffix (and without ``_0000``).
+    A case id is the file name without its suffix (and without ``_0000``);
+    hidden and temporary files are skipped.
     """
     from flare_uda.data.io import READ_SUFFIXES
 
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"expected a folder of volumes, got {root}")
-    files = sorted(p for p in root.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+    files = list_volume_files(root)
     if not files:
         raise ValueError(f"no volumes ({', '.join(READ_SUFFIXES)}) found in {root}")
     cases = []

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from flare_uda._atomic import atomic_path
+from flare_uda._atomic import atomic_path, is_hidden_or_temporary
 from flare_uda._validation import require_finite, require_ndim, require_spacing_in_range
 from flare_uda.data.integrity import verify_file
 from flare_uda.data.labels import check_label_values, remap_to_flare
@@ -32,6 +32,26 @@ def _suffix(path: Path) -> str:
         if name.endswith(s):
             return s
     return path.suffix.lower()
+
+
+def is_volume_file(path: Path, suffixes: tuple[str, ...] = READ_SUFFIXES) -> bool:
+    """Whether ``path`` is a volume file to read as input: a known suffix, not hidden or temporary.
+
+    Hidden names cover this package's own temporaries (``.NAME.<pid>-<hex>.tmp.nii.gz``,
+    left by a killed run) and macOS ``._NAME`` companions.
+    """
+    return (
+        path.name.lower().endswith(suffixes)
+        and not is_hidden_or_temporary(path)
+        and not path.is_dir()
+    )
+
+
+def list_volume_files(
+    folder: str | os.PathLike, suffixes: tuple[str, ...] = READ_SUFFIXES
+) -> list[Path]:
+    """The volume files directly inside ``folder``, sorted (see :func:`is_volume_file`)."""
+    return sorted(p for p in Path(folder).iterdir() if is_volume_file(p, suffixes))
 
 
 def from_sitk(image: sitk.Image) -> Volume:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from flare_uda._atomic import atomic_path, write_json
+from flare_uda._atomic import replace_dir, save_torch, write_json
 from flare_uda.segmentation.base import SegmentationPlan, Segmenter
 from flare_uda.segmentation.networks import NetworkConfig, Topology, build_network
 
@@ -91,26 +91,33 @@ class NetworkSegmenter(Segmenter):
 
     # ------------------------------------------------------------- persistence
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``plan.json``, ``network.json``, ``weights.pt`` atomically into ``directory``."""
+        """Write ``plan.json``, ``network.json``, ``weights.pt`` into ``directory``, atomically.
+
+        The files go into a new folder beside ``directory``, which then replaces
+        it by renames (:func:`~flare_uda._atomic.replace_dir`): a kill leaves the
+        old model or the new one, never a mix. Other files in ``directory``
+        (e.g. training checkpoints) are kept. Identical networks give
+        byte-identical files.
+        """
         if self.network_config is None or self.topology is None:
             raise ValueError(
                 "save needs network_config and topology to rebuild the network; got a "
                 "NetworkSegmenter built without them"
             )
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "weights.pt") as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.network.state_dict().items()}, tmp)
-        write_json(
-            out / "network.json",
-            {
-                "architecture": "PlainConvUNet",
-                "config": self.network_config.to_dict(),
-                "strides": [list(s) for s in self.topology.strides],
-                "kernel_sizes": [list(k) for k in self.topology.kernel_sizes],
-            },
-        )
-        write_json(out / "plan.json", self.plan.to_dict())
+        with replace_dir(out, keep_others=True) as new:
+            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+            save_torch(state, new / "weights.pt")
+            write_json(
+                new / "network.json",
+                {
+                    "architecture": "PlainConvUNet",
+                    "config": self.network_config.to_dict(),
+                    "strides": [list(s) for s in self.topology.strides],
+                    "kernel_sizes": [list(k) for k in self.topology.kernel_sizes],
+                },
+            )
+            write_json(new / "plan.json", self.plan.to_dict())
         return out
 
     @classmethod

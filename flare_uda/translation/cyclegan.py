@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flare_uda._atomic import atomic_path
+from flare_uda._atomic import save_torch
 from flare_uda.translation.apply import translate_patches, translate_slices
 from flare_uda.translation.base import DIRECTIONS, TRANSLATORS, Translator
 from flare_uda.translation.config import PRESETS, CycleGANConfig
@@ -135,8 +135,7 @@ class CycleGAN(Translator):
         return cls(CycleGANConfig.from_dict(config["cyclegan"]), progress=False)
 
     def _save_state(self, directory: Path) -> None:
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            torch.save({k: v.state_dict() for k, v in self.networks_.items()}, tmp)
+        save_torch({k: v.state_dict() for k, v in self.networks_.items()}, directory / WEIGHTS_FILE)
 
     def _load_state(self, directory: Path) -> None:
         path = directory / WEIGHTS_FILE

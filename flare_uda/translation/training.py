@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from flare_uda._atomic import atomic_path
+from flare_uda._atomic import save_torch
 from flare_uda.translation.config import CycleGANConfig
 from flare_uda.translation.losses import (
     cycle_loss,
@@ -198,8 +198,7 @@ def train_cyclegan(
             "history": history,
         }
         path = Path(work_dir) / f"checkpoint_{iteration:08d}.pt"
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_torch(state, path)
         for old in Path(work_dir).glob(CHECKPOINT_GLOB):
             if old != path:
                 old.unlink()

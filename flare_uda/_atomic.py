@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,10 +180,33 @@ def replace_dir(target: str | os.PathLike, keep_others: bool = False) -> Iterato
     shutil.rmtree(old, ignore_errors=True)
 
 
+def require_writable_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and prove it writable (a probe file); clean stale temporaries.
+
+    Raises
+    ------
+    PermissionError
+        If the folder cannot be created or written (read-only, a file in the
+        way, no permission), with the folder and the reason in the message.
+    """
+    folder = Path(folder)
+    probe = folder / f".write-test.{_tag()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(
+            f"expected a writable folder, got {folder} ({err.strerror or err})"
+        ) from None
+    clean_stale_temporaries(folder)
+    return folder
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Atomically write ``text`` to ``path``."""
+    """Atomically write ``text`` to ``path`` as UTF-8 (whatever the locale says)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return Path(path)
 
 
@@ -205,10 +229,32 @@ def save_torch(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def load_torch(path: str | os.PathLike, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; a damaged file raises a clear ``ValueError``.
+
+    The reading counterpart of :func:`save_torch`: zip, pickle and end-of-file
+    errors of a truncated or corrupt file become one clear message.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zipfile/pickle/EOF/RuntimeError: all mean a damaged file
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        if not zipfile.is_zipfile(path):  # torch's fallback to old pickles says nothing useful
+            reason = "no zip archive (cut short, or not written by torch.save)"
+        raise ValueError(
+            f"{what} {path} is not a readable torch file (truncated or corrupt?): "
+            f"expected a torch.save archive, got '{reason}'"
+        ) from err
+
+
 def require_not_input(out: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:
     """Raise ``ValueError`` if the output folder is, or contains, one of the inputs.
 
-    ``--out`` must never overwrite an input.
+    An output must never overwrite an input.
     """
     out_r = Path(out).resolve()
     for inp in inputs:
@@ -217,5 +263,6 @@ def require_not_input(out: str | os.PathLike, *inputs: str | os.PathLike | None)
         in_r = Path(inp).resolve()
         if out_r == in_r or in_r.is_relative_to(out_r) or out_r.is_relative_to(in_r):
             raise ValueError(
-                f"--out {out} overlaps the input {inp}; choose an output folder outside the inputs"
+                f"output {out} overlaps the input {inp}; expected an output folder outside "
+                "the inputs, so that no input is overwritten"
             )

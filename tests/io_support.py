@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import locale
+import os
+import subprocess
 import time
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 
 def write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int = 1) -> None:
-    """Write a (z, y, x) int16 array as an axial CT DICOM series (SimpleITK's recipe)."""
+    """Write a (z, y, x) int16 array as an axial CT DICOM series (SimpleITK's recipe).
+
+    GDCM's writer sets the C locale (LC_CTYPE "C": Python's default text encoding
+    becomes ASCII); the locale is put back afterwards.
+    """
+    ctype = locale.setlocale(locale.LC_CTYPE)
+    try:
+        _write_dicom_series(folder, array, spacing, origin, series)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, ctype)
+
+
+def _write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int) -> None:
     folder.mkdir()
     image = sitk.GetImageFromArray(array.astype(np.int16))
     image.SetSpacing(tuple(float(s) for s in spacing[::-1]))
@@ -35,3 +52,37 @@ def write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int =
             sl.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
         writer.Execute(sl)
+
+
+def write_mha(path, header_edits: dict[str, str]) -> None:
+    """A small MHA whose header lines are replaced by ``header_edits`` (key -> value)."""
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5, 6), np.uint8)), str(path))
+    head, _, data = path.read_bytes().partition(b"ElementDataFile = LOCAL\n")
+    lines = []
+    for line in head.decode().splitlines():
+        key = line.split(" = ")[0]
+        lines.append(f"{key} = {header_edits[key]}" if key in header_edits else line)
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b"ElementDataFile = LOCAL\n" + data)
+
+
+@contextlib.contextmanager
+def read_only_folder(path):
+    """Make ``path`` unwritable, even for root (``chattr +i``); skip if this system cannot."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+    immutable = False
+    if os.access(path, os.W_OK) or os.geteuid() == 0:
+        immutable = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    try:
+        probe = path / "probe"
+        try:
+            probe.touch()
+            probe.unlink()
+            pytest.skip("cannot make a folder read-only here (root without chattr)")
+        except OSError:
+            pass
+        yield path
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o755)

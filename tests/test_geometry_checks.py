@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
-from io_support import write_dicom_series
+from io_support import write_dicom_series, write_mha
 
 from flare_uda.data.dicom import require_even_slices
 from flare_uda.data.io import read_label, read_volume
@@ -13,17 +12,6 @@ from flare_uda.data.resampling import MAX_RESAMPLED_VOXELS, resample_volume, tar
 from flare_uda.volume import Volume
 
 SHEAR = np.array([[1.0, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # det 1, not orthonormal
-
-
-def write_mha(path, header_edits: dict[str, str]) -> None:
-    """A small MHA whose header lines are replaced by ``header_edits`` (key -> value)."""
-    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5, 6), np.uint8)), str(path))
-    head, _, data = path.read_bytes().partition(b"ElementDataFile = LOCAL\n")
-    lines = []
-    for line in head.decode().splitlines():
-        key = line.split(" = ")[0]
-        lines.append(f"{key} = {header_edits[key]}" if key in header_edits else line)
-    path.write_bytes(("\n".join(lines) + "\n").encode() + b"ElementDataFile = LOCAL\n" + data)
 
 
 @pytest.mark.parametrize(

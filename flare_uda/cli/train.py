@@ -36,7 +36,7 @@ def load_training_cases(
 
     if (images / "imagesTr").is_dir():
         if labels is not None:
-            raise ValueError(
+            raise click.UsageError(
                 f"--labels is not used with a dataset folder ({images} has imagesTr/, labels come "
                 "from its labelsTr/); expected --labels only with a plain image folder"
             )
@@ -50,11 +50,11 @@ def load_training_cases(
             raise ValueError(f"expected a label in labelsTr/ for every case, missing {unlabelled}")
         return cases
     if labels is None:
-        raise ValueError(
+        raise click.UsageError(
             f"{images} is not an nnU-Net dataset folder (no imagesTr/); expected --labels DIR too"
         )
     if modality is None:
-        raise ValueError("a plain image folder needs --modality CT or MR, got none")
+        raise click.UsageError("a plain image folder needs --modality CT or MR, got none")
     label_files = list_cases(labels, "--labels")
     cases = read_folder(images, modality=modality)
     missing = [c.case_id for c in cases if c.case_id not in label_files]
@@ -153,29 +153,33 @@ def command(
     quiet,
 ) -> None:
     """Train a segmentation network on labelled volumes; writes a model folder."""
-    from flare_uda._atomic import require_not_input
+    from flare_uda.cli import _checks
+    from flare_uda.cli._errors import message_of
     from flare_uda.segmentation import get_preset, train_segmenter
 
+    _checks.not_input(out, "--out", images, labels)
+    _checks.device(device)
+    _checks.output_dir(out, "--out")
+    overrides = {
+        k: v
+        for k, v in {"iterations": iterations, "seed": seed, "head": head}.items()
+        if v is not None
+    }
     try:
-        require_not_input(out, images, labels)
-        overrides = {
-            k: v
-            for k, v in {"iterations": iterations, "seed": seed, "head": head}.items()
-            if v is not None
-        }
         config = get_preset(preset, **overrides)
-        cases = load_training_cases(images, labels, label_map, modality)
-        if val_cases >= len(cases):
-            raise ValueError(
-                f"--val-cases must leave at least one training case, got {val_cases} of "
-                f"{len(cases)} cases"
-            )
-        train, val = (cases[: len(cases) - val_cases], cases[len(cases) - val_cases :])
-        segmenter = train_segmenter(
-            train, config, work_dir=out, val_cases=val or None, progress=not quiet, device=device
+    except (KeyError, ValueError, TypeError) as err:
+        raise click.BadParameter(message_of(err), param_hint="--preset") from None
+    cases = load_training_cases(images, labels, label_map, modality)
+    if val_cases >= len(cases):
+        raise click.BadParameter(
+            f"expected fewer than the {len(cases)} cases, so that one is left to train on, "
+            f"got {val_cases}",
+            param_hint="--val-cases",
         )
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        raise click.ClickException(str(err).strip("'\"")) from err
+    train, val = (cases[: len(cases) - val_cases], cases[len(cases) - val_cases :])
+    segmenter = train_segmenter(
+        train, config, work_dir=out, val_cases=val or None, progress=not quiet, device=device
+    )
     hist = segmenter.history_
     msg = f"trained {len(train)} case(s), {config.iterations} iterations -> {out}"
     if hist["loss"]:

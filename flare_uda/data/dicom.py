@@ -31,6 +31,11 @@ def _looks_like_dicom(path: Path) -> bool:
         return fh.read(4) == b"DICM"
 
 
+def is_dicom_folder(folder: Path) -> bool:
+    """Whether ``folder`` directly holds at least one DICOM file (``.dcm`` or ``DICM`` magic)."""
+    return folder.is_dir() and any(_looks_like_dicom(p) for p in folder.iterdir())
+
+
 def series_files(folder: Path) -> list[str]:
     """The files of the single DICOM series in ``folder``, in slice order.
 

@@ -108,17 +108,27 @@ def _read_sitk(path: Path) -> sitk.Image:
             f"unsupported file type {path.name!r}: expected one of {READ_SUFFIXES} "
             "or a DICOM folder"
         )
+    if _suffix(path) in (".mha", ".mhd"):
+        verify_file(path)  # first: ITK's MetaImage reader prints to the console on short files
+        return _read_file(path)
     with ThreadPoolExecutor(1) as pool:  # the check inflates the file again, beside ITK
         check = pool.submit(verify_file, path)
         try:
-            image = sitk.ReadImage(str(path))
-        except RuntimeError as err:
+            image = _read_file(path)
+        except ValueError:
             check.result()  # a truncated file says so, not ITK's guess
-            raise ValueError(
-                f"could not read {path}: expected a {_suffix(path)} image, got '{_itk_reason(err)}'"
-            ) from err
+            raise
         check.result()
     return image
+
+
+def _read_file(path: Path) -> sitk.Image:
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        raise ValueError(
+            f"could not read {path}: expected a {_suffix(path)} image, got '{_itk_reason(err)}'"
+        ) from err
 
 
 def _checked_volume(path: Path, image: sitk.Image, what: str) -> Volume:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from flare_uda._atomic import replace_dir, save_torch, write_json
+from flare_uda._atomic import load_torch, replace_dir, save_torch, write_json
 from flare_uda.segmentation.base import SegmentationPlan, Segmenter
 from flare_uda.segmentation.networks import NetworkConfig, Topology, build_network
 
@@ -141,24 +141,51 @@ class NetworkSegmenter(Segmenter):
             raise FileNotFoundError(
                 f"expected {list(FILES)} in model folder {root}, missing {missing}"
             )
+        plan_d, net_d = (_read_object(root / name) for name in ("plan.json", "network.json"))
         try:
-            plan = SegmentationPlan.from_dict(json.loads((root / "plan.json").read_text()))
-            net_d = json.loads((root / "network.json").read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"model folder {root} holds invalid JSON: {err}") from err
-        config = NetworkConfig.from_dict(net_d["config"])
-        topology = Topology(
-            strides=tuple(tuple(s) for s in net_d["strides"]),
-            kernel_sizes=tuple(tuple(k) for k in net_d["kernel_sizes"]),
-            patch_size=plan.patch_size,
-        )
-        network = build_network(config, topology, plan.in_channels, plan.num_classes)
-        state = torch.load(root / "weights.pt", map_location="cpu", weights_only=True)
+            plan = SegmentationPlan.from_dict(plan_d)
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"{root / 'plan.json'} does not hold a segmentation plan: {_reason(err)}"
+            ) from err
+        try:
+            config = NetworkConfig.from_dict(net_d["config"])
+            topology = Topology(
+                strides=tuple(tuple(s) for s in net_d["strides"]),
+                kernel_sizes=tuple(tuple(k) for k in net_d["kernel_sizes"]),
+                patch_size=plan.patch_size,
+            )
+            network = build_network(config, topology, plan.in_channels, plan.num_classes)
+        except (TypeError, ValueError, KeyError, IndexError) as err:
+            raise ValueError(
+                f"{root / 'network.json'} does not describe a network for its plan: expected "
+                f"'config', 'strides' and 'kernel_sizes' that fit, got {_reason(err)}"
+            ) from err
+        state = load_torch(root / "weights.pt", "model weights")
         try:
             network.load_state_dict(state)
-        except RuntimeError as err:
+        except (RuntimeError, TypeError, AttributeError) as err:
             raise ValueError(
-                f"weights in {root} do not fit the network it describes: {err}"
+                f"weights in {root} do not fit the network it describes: "
+                f"{' '.join(str(err).split())}"
             ) from err
         network.eval()
         return cls(network, plan, config, topology).to(device)
+
+
+def _reason(err: BaseException) -> str:
+    """An exception's message (``KeyError``: the missing key, without extra quotes)."""
+    if isinstance(err, KeyError) and err.args:
+        return f"missing key {err.args[0]!r}"
+    return str(err)
+
+
+def _read_object(path: Path) -> dict:
+    """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(obj).__name__}")
+    return obj

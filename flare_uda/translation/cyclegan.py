@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flare_uda._atomic import save_torch
+from flare_uda._atomic import load_torch, save_torch
 from flare_uda.translation.apply import translate_patches, translate_slices
 from flare_uda.translation.base import DIRECTIONS, TRANSLATORS, Translator
 from flare_uda.translation.config import PRESETS, CycleGANConfig
@@ -141,7 +141,7 @@ class CycleGAN(Translator):
         path = directory / WEIGHTS_FILE
         if not path.exists():
             raise ValueError(f"{directory} is not a saved translator: {WEIGHTS_FILE} is missing")
-        states = torch.load(path, map_location=self._torch_device(), weights_only=True)
+        states = load_torch(path, "translator weights", self._torch_device())
         self.networks_ = load_networks(self._build(), states, self.config, path)
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from flare_uda._atomic import save_torch
+from flare_uda._atomic import load_torch, save_torch
 from flare_uda.translation.config import CycleGANConfig
 from flare_uda.translation.losses import (
     cycle_loss,
@@ -172,7 +172,7 @@ def train_cyclegan(
     start = 0
     ckpt_path = latest_checkpoint(work_dir) if work_dir is not None else None
     if ckpt_path is not None:
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        state = load_torch(ckpt_path, "translator checkpoint", device)
         check_resumable(state["config"], config, ckpt_path)
         for name, net in nets.items():
             net.load_state_dict(state["nets"][name])

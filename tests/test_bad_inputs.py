@@ -64,6 +64,11 @@ def _models(w) -> None:
                 (w / name / file).write_bytes(content)
     other = tiny_network_segmenter(base_features=6).save(w / "other")
     shutil.copy(other / "weights.pt", w / "m_other_net" / "weights.pt")
+    nnunet = w / "nnunet"
+    (nnunet / "fold_0").mkdir(parents=True)
+    (nnunet / "plans.json").write_text("{}")
+    (nnunet / "dataset.json").write_text("{}")
+    (nnunet / "fold_0" / "checkpoint_final.pth").write_bytes(b"not a checkpoint")
     translator = get_translator("identity")
     case = Case("c", blob_volume(shape=(8, 12, 12)))
     translator.fit([case], [case]).save(w / "translator")
@@ -127,6 +132,9 @@ def _labels(w) -> None:
     (w / "translated_foreign").mkdir()
     shutil.copytree(w / "dataset", w / "translated_foreign" / "imagesTr", dirs_exist_ok=True)
     (w / "translated_foreign" / "thesis.docx").write_text("years of work")
+    for name, broken in (("dataset.json", "dataset_bad_json"), ("manifest.json", "bad_manifest")):
+        shutil.copytree(w / "dataset", w / broken)
+        (w / broken / name).write_text('{"channel_names": ')
     shutil.copytree(w / "dataset", w / "dataset_cut_image")
     _cut(w / "dataset_cut_image" / "imagesTr" / "c0_0000.nii.gz")
 
@@ -193,6 +201,8 @@ CATALOGUE = [
     ("plan_list", P("--model", "{w}/m_plan_list"), 1, r"plan.json must hold a JSON object, got l"),
     ("plan_keys", P("--model", "{w}/m_plan_key"), 1, r"plan.json does not hold a segmentation pl"),
     ("weights_other_net", P("--model", "{w}/m_other_net"), 1, r"m_other_net do not fit the netw"),
+    ("nnunet_corrupt", P("--model", "{w}/nnunet"), 1, r"could not load the nnU-Net model fol"),
+    ("fold_bad", P("--fold", "first"), 2, r"--fold.*expected a fold number or 'all', got 'first'"),
     # ---------------------------------------------------------------- predict: input volumes
     ("input_missing", P("-i", "{w}/nope"), 2, r"-i.*no such file or folder: .*nope"),
     ("input_empty_dir", P("-i", "{w}/empty_dir"), 2, r"no volumes .* found in .*empty_dir"),
@@ -253,6 +263,8 @@ CATALOGUE = [
         r"label c0.nii.gz .*99",
     ),  # fmt: skip
     ("train_cut_label", T("--images", "{w}/dataset_cut_label"), 1, r"c1.nii.gz: truncated or co"),
+    ("train_dataset_json", T("--images", "{w}/dataset_bad_json"), 1, r"dataset.json is not an n"),
+    ("train_manifest", T("--images", "{w}/bad_manifest"), 1, r"manifest .*json is not valid JSON"),
     ("train_preset", T("--preset", "quik"), 2, r"--preset.*Did you mean 'quick'"),
     ("train_device", T("--device", "gpu"), 2, r"--device.*expected a device like .*'gpu'"),
     ("train_val_cases", T("--val-cases", "2"), 2, r"--val-cases.*fewer than the 2 cases"),

@@ -172,6 +172,10 @@ def command(
 
     _checks.not_input(out_dir, "-o", input_path, model_dir)
     _checks.device(device)
+    if fold != "all" and not fold.isdigit():
+        raise click.BadParameter(
+            f"expected a fold number or 'all', got {fold!r}", param_hint="--fold"
+        )
     try:
         inferer = build_inferer(mode, step, not no_skip, mirroring, batch, resampling, roi_source)
     except ValueError as err:

@@ -96,16 +96,23 @@ def read_manifest(dataset_dir: str | os.PathLike) -> dict[str, dict]:
     if not path.exists():
         raise FileNotFoundError(f"expected a flare_uda manifest at {path}, found none")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"manifest {path} is not valid JSON: {err}") from err
 
 
 def _infer_modality(dataset_dir: Path) -> str:
     ds = dataset_dir / "dataset.json"
     if ds.exists():
-        channel = json.loads(ds.read_text()).get("channel_names", {}).get("0", "")
-        return "CT" if channel.upper() == "CT" else "MR"
+        try:
+            meta = json.loads(ds.read_text(encoding="utf-8"))
+            channel = (meta.get("channel_names") or meta["modality"])["0"]  # v2, or v1
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(
+                f"{ds} is not an nnU-Net dataset.json: expected a JSON object with "
+                f"channel_names {{'0': ...}}, got {type(err).__name__}: {err}"
+            ) from err
+        return "CT" if str(channel).upper() == "CT" else "MR"
     return "CT"
 
 

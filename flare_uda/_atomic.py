@@ -59,10 +59,23 @@ def _alive(pid: str | None) -> bool:
 def _recover_swap(old: Path, target: Path, new: Path | None) -> None:
     """Finish or undo a :func:`replace_dir` swap that a kill interrupted."""
     if not target.exists():
-        os.replace(new if new is not None else old, target)
+        with contextlib.suppress(FileNotFoundError):  # another process got there first
+            os.replace(new if new is not None else old, target)
     for leftover in (old, new):
-        if leftover is not None and leftover.exists():
-            shutil.rmtree(leftover)
+        if leftover is not None:
+            _remove(leftover)
+
+
+def _remove(path: Path) -> bool:
+    """Delete a file, link or folder tree; ``False`` if it was already gone."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
@@ -87,8 +100,7 @@ def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
         stale.pop(new, None)
     removed = list(olds)
     for entry in stale.keys() - olds.keys():
-        if entry.exists():
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        if _remove(entry):
             removed.append(entry)
     return removed
 
@@ -154,6 +166,8 @@ def replace_dir(target: str | os.PathLike, keep_others: bool = False) -> Iterato
         (hard links, no copies), e.g. checkpoints beside a saved model.
     """
     target = Path(target)
+    if target.is_symlink():  # swap the folder it points to; the link stays
+        target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temporaries(target.parent)
     tag = _tag()
@@ -175,9 +189,8 @@ def replace_dir(target: str | os.PathLike, keep_others: bool = False) -> Iterato
                 os.rename(old, target)
             raise
     finally:
-        if new.exists():
-            shutil.rmtree(new)
-    shutil.rmtree(old, ignore_errors=True)
+        _remove(new)
+    _remove(old)
 
 
 def require_writable_dir(folder: str | os.PathLike) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import locale
-import os
 import subprocess
 import time
 
@@ -65,23 +64,33 @@ def write_mha(path, header_edits: dict[str, str]) -> None:
     path.write_bytes(("\n".join(lines) + "\n").encode() + b"ElementDataFile = LOCAL\n" + data)
 
 
+def _writable(path) -> bool:
+    probe = path / ".probe"
+    try:
+        probe.touch()
+    except OSError:
+        return False
+    probe.unlink()
+    return True
+
+
 @contextlib.contextmanager
-def read_only_folder(path):
-    """Make ``path`` unwritable, even for root (``chattr +i``); skip if this system cannot."""
+def read_only_folder(path, skip: bool = True):
+    """Make ``path`` unwritable, even for root (``chattr +i``), for the ``with`` block.
+
+    Yields ``path``, or ``None`` where this system cannot (root without
+    ``chattr``); with ``skip`` the test is skipped then.
+    """
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o555)
     immutable = False
-    if os.access(path, os.W_OK) or os.geteuid() == 0:
-        immutable = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    if _writable(path):
+        chattr = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+        immutable = chattr.returncode == 0
     try:
-        probe = path / "probe"
-        try:
-            probe.touch()
-            probe.unlink()
+        if _writable(path) and skip:
             pytest.skip("cannot make a folder read-only here (root without chattr)")
-        except OSError:
-            pass
-        yield path
+        yield None if _writable(path) else path
     finally:
         if immutable:
             subprocess.run(["chattr", "-i", str(path)], check=True)

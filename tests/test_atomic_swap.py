@@ -125,3 +125,13 @@ def test_phantom_overwrite_failure_keeps_both_old_datasets(tmp_path, monkeypatch
     monkeypatch.setattr(cohort, "write_dataset", real)
     cohort.write_cohort(tmp_path, "tiny", 2, 2, seed=1, progress=False, overwrite=True)
     assert len(read_manifest(ct)) == 2 and len(read_manifest(mr)) == 2
+
+
+def test_replace_dir_through_a_link_swaps_the_folder_it_points_to(tmp_path):
+    real = folder_with(tmp_path / "real", a="old")
+    (tmp_path / "link").symlink_to(real)
+    with replace_dir(tmp_path / "link") as new:
+        (new / "a").write_text("new")
+    assert (tmp_path / "link").is_symlink()
+    assert (tmp_path / "link" / "a").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

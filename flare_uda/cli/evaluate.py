@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import click
 
+FOLDER = click.Path(exists=True, file_okay=False)
+OUT_FOLDER = click.Path(file_okay=False)
+
 
 @click.command("evaluate")
-@click.option(
-    "--pred", "pred_dir", required=True, type=click.Path(exists=True, file_okay=False),
-    help="Prediction folder.",
-)  # fmt: skip
-@click.option(
-    "--ref", "ref_dir", required=True, type=click.Path(exists=True, file_okay=False),
-    help="Reference folder.",
-)  # fmt: skip
-@click.option(
-    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder."
-)
+@click.option("--pred", "pred_dir", required=True, type=FOLDER, help="Prediction folder.")
+@click.option("--ref", "ref_dir", required=True, type=FOLDER, help="Reference folder.")
+@click.option("--out", "out_dir", required=True, type=OUT_FOLDER, help="Output folder.")
 @click.option("--label-map", default="flare", show_default=True, help="Label map of the files.")
 @click.option(
     "--pred-label-map", default=None, help="Label map of the predictions (default: --label-map)."

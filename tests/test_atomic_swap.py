@@ -119,12 +119,12 @@ def test_phantom_overwrite_failure_keeps_both_old_datasets(tmp_path, monkeypatch
 
     monkeypatch.setattr(cohort, "write_dataset", fail_on_mr)
     with pytest.raises(OSError, match="killed"):
-        cohort.write_cohort(tmp_path, "tiny", 2, 2, seed=1, progress=False, overwrite=True)
+        cohort.write_cohort(tmp_path, "tiny", 2, 1, seed=1, progress=False, overwrite=True)
     assert (read_manifest(ct), read_manifest(mr)) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct", "mr"]
     monkeypatch.setattr(cohort, "write_dataset", real)
-    cohort.write_cohort(tmp_path, "tiny", 2, 2, seed=1, progress=False, overwrite=True)
-    assert len(read_manifest(ct)) == 2 and len(read_manifest(mr)) == 2
+    cohort.write_cohort(tmp_path, "tiny", 2, 1, seed=1, progress=False, overwrite=True)
+    assert len(read_manifest(ct)) == 2 and len(read_manifest(mr)) == 1
 
 
 def test_replace_dir_through_a_link_swaps_the_folder_it_points_to(tmp_path):

@@ -27,6 +27,14 @@ def load_training_cases(
         Source label map of the label files (remapped to FLARE order).
     modality : {"CT", "MR"} or None
         Needed for a plain folder; a dataset folder says it in its metadata.
+
+    Raises
+    ------
+    click.UsageError
+        ``--labels`` given with a dataset folder, or missing (or ``--modality``
+        missing) with a plain folder.
+    ValueError
+        A label file missing for an image, or unreadable files.
     """
     from flare_uda.data.datasets import read_dataset, read_folder
     from flare_uda.data.io import read_label

@@ -91,6 +91,8 @@ def clean_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     stale = {}
     for entry in folder.iterdir():
         match = _TEMPORARY.match(entry.name)
+        if match and match["pid"] is None and match["kind"] == "old":
+            continue  # swaps always carry a pid: not ours
         if match and not _alive(match["pid"]):
             stale[entry] = match
     olds = {e: m for e, m in stale.items() if m["kind"] == "old"}

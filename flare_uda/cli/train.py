@@ -113,6 +113,19 @@ def load_training_cases(
     default=None,
     help="Override the preset's number of training steps.",
 )
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Wall-clock training budget: the learning rate decays over it and training stops "
+    "when it is spent (or at --iterations, whichever comes first).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Start afresh: remove the checkpoints of an earlier run in --out (otherwise a run "
+    "of the same config on the same data resumes, and any other run is an error).",
+)
 @click.option("--seed", type=int, default=None, help="Override the preset's seed.")
 @click.option(
     "--label-map",
@@ -152,6 +165,8 @@ def command(
     out,
     preset,
     iterations,
+    minutes,
+    overwrite,
     seed,
     label_map,
     modality,
@@ -170,9 +185,17 @@ def command(
     _checks.output_dir(out, "--out")
     overrides = {
         k: v
-        for k, v in {"iterations": iterations, "seed": seed, "head": head}.items()
+        for k, v in {
+            "iterations": iterations,
+            "seed": seed,
+            "head": head,
+            "time_budget_minutes": minutes,
+        }.items()
         if v is not None
     }
+    if minutes is not None and iterations is None:
+        overrides["iterations"] = 10_000_000  # the budget decides
+
     try:
         config = get_preset(preset, **overrides)
     except (KeyError, ValueError, TypeError) as err:
@@ -185,11 +208,15 @@ def command(
             param_hint="--val-cases",
         )
     train, val = (cases[: len(cases) - val_cases], cases[len(cases) - val_cases :])
+    if overwrite:
+        from flare_uda.segmentation.checkpoint import remove_checkpoints
+
+        remove_checkpoints(out)
     segmenter = train_segmenter(
         train, config, work_dir=out, val_cases=val or None, progress=not quiet, device=device
     )
     hist = segmenter.history_
-    msg = f"trained {len(train)} case(s), {config.iterations} iterations -> {out}"
+    msg = f"trained {len(train)} case(s), {hist['iterations_done']} iterations -> {out}"
     if hist["loss"]:
         msg += f"; final loss {hist['loss'][-1]:.4f}"
     if hist["val"]:

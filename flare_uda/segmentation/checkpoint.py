@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from flare_uda._atomic import atomic_path
+from flare_uda._atomic import load_torch, save_torch
 from flare_uda.volume import Case
 
 LATEST, FINAL = "checkpoint_latest.pt", "checkpoint_final.pt"
@@ -44,9 +44,9 @@ def data_fingerprint(cases: Sequence[Case]) -> str:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """``torch.save`` into ``path`` atomically (a killed run never leaves half a file)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """``torch.save`` into ``path`` atomically (a killed run never leaves half a file),
+    byte-identical for identical states."""
+    save_torch(state, path)
 
 
 def load_checkpoint(work_dir: Path, config_dict: dict, fingerprint: str) -> dict | None:
@@ -61,11 +61,10 @@ def load_checkpoint(work_dir: Path, config_dict: dict, fingerprint: str) -> dict
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: say which and what to do
+        state = load_torch(path, "training checkpoint")
+    except ValueError as err:  # a truncated or foreign file: say which and what to do
         raise ValueError(
-            f"cannot read the training checkpoint {path} ({type(err).__name__}: {err}); "
-            f"delete it or use a fresh work folder"
+            f"cannot read the training checkpoint: {err}; delete it or use a fresh work folder"
         ) from err
     old = {k: v for k, v in state["config"].items() if k not in RESUMABLE}
     new = {k: v for k, v in config_dict.items() if k not in RESUMABLE}
@@ -79,9 +78,20 @@ def load_checkpoint(work_dir: Path, config_dict: dict, fingerprint: str) -> dict
         raise ValueError(
             f"the checkpoint in {work_dir} was trained on other data (fingerprint "
             f"{state['data_fingerprint']}, these cases {fingerprint}); use a fresh work folder "
-            f"or delete the old one (--overwrite on the command line)"
+            f"or start afresh (--overwrite on the command line)"
         )
     return state
+
+
+def remove_checkpoints(work_dir: str | os.PathLike) -> list[Path]:
+    """Delete the checkpoints (and history) of a run in ``work_dir``; other files stay."""
+    removed = []
+    for name in (FINAL, LATEST, "history.json"):
+        path = Path(work_dir) / name
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def initial_weights(source) -> dict[str, torch.Tensor]:
@@ -107,7 +117,7 @@ def initial_weights(source) -> dict[str, torch.Tensor]:
             raise FileNotFoundError(
                 f"expected a model folder or weights file to warm-start from, got {source}"
             )
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_torch(path, "warm-start weights")
     raise TypeError(
         "init_from must be a NetworkSegmenter, a torch module, a state dict or a model "
         f"folder, got {type(source).__name__}"

@@ -66,6 +66,25 @@ def require_int(value: object, what: str, minimum: int | None = None) -> int:
     return value
 
 
+SPACING_RANGE_MM = (0.01, 100.0)
+"""Voxel sizes accepted from files (mm): 10 micrometres (micro-CT) to 10 cm.
+
+A spacing outside this range is a broken header (e.g. 1e-4 or 1e5 mm), and
+resampling it to a network spacing would give one voxel or run out of memory.
+"""
+
+
+def require_spacing_in_range(spacing: Sequence[float], what: str) -> None:
+    """Raise ``ValueError`` unless every spacing (z, y, x) lies in :data:`SPACING_RANGE_MM`."""
+    low, high = SPACING_RANGE_MM
+    values = tuple(float(s) for s in spacing)
+    if not all(low <= s <= high for s in values):
+        raise ValueError(
+            f"{what} must have a spacing in [{low}, {high}] mm per axis, got "
+            f"{tuple(round(s, 6) for s in values)} (z, y, x); is its header broken?"
+        )
+
+
 def require_choice(value: str, choices: Sequence[str], what: str) -> str:
     """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:

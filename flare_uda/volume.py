@@ -23,6 +23,8 @@ import numpy as np
 from flare_uda._validation import as_triplet, require_choice, require_ndim
 
 MODALITIES = ("CT", "MR")
+ORTHONORMAL_TOLERANCE = 1e-3
+"""Largest entry of ``|D^T D - I|`` accepted for a direction matrix ``D``."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +40,9 @@ class Volume:
     origin : tuple of 3 float
         Physical position (mm) of voxel (0, 0, 0), (z, y, x) components.
     direction : np.ndarray, shape (3, 3)
-        Column ``j`` is the unit physical direction of array axis ``j``.
+        Column ``j`` is the unit physical direction of array axis ``j``; the
+        columns must be orthonormal (:data:`ORTHONORMAL_TOLERANCE`): a shear or
+        scaling would put voxels elsewhere than ``spacing`` says.
     """
 
     array: np.ndarray
@@ -55,9 +59,12 @@ class Volume:
         direction = np.asarray(self.direction, dtype=float)
         if direction.shape != (3, 3) or not np.isfinite(direction).all():
             raise ValueError(f"direction must be a finite 3x3 matrix, got shape {direction.shape}")
-        if abs(abs(np.linalg.det(direction)) - 1.0) > 1e-3:
+        error = float(np.abs(direction.T @ direction - np.eye(3)).max())
+        if error > ORTHONORMAL_TOLERANCE:
             raise ValueError(
-                f"direction must be orthonormal (|det| = 1), got det {np.linalg.det(direction):.4f}"
+                "direction must be orthonormal (unit columns at right angles, |D^T D - I| <= "
+                f"{ORTHONORMAL_TOLERANCE}), got {np.round(direction, 4).tolist()} with "
+                f"|D^T D - I| = {error:.3g} (a shear or scaling)"
             )
         object.__setattr__(self, "direction", direction)
 

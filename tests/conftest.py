@@ -35,6 +35,23 @@ def shared_data() -> Path:
     return SHARED_DATA.resolve()
 
 
+TINY_DEMO = ["demo", "--preset", "tiny", "--quiet", "--device", "cpu"]
+"""The demo command of :func:`tiny_demo_run` (CPU: bit-identical reruns)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_demo_run(tmp_path_factory) -> Path:
+    """One uninterrupted ``flare-uda demo --preset tiny`` run, shared by the tests reading it."""
+    from click.testing import CliRunner
+
+    from flare_uda.cli import main
+
+    out = tmp_path_factory.mktemp("tiny_demo") / "run"
+    res = CliRunner().invoke(main, [*TINY_DEMO, "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     try:
         import torch

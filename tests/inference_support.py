@@ -6,6 +6,8 @@ import numpy as np
 import torch
 
 from flare_uda.inference.segmenter import SegmentationPlan, Segmenter
+from flare_uda.segmentation.network_segmenter import NetworkSegmenter
+from flare_uda.segmentation.networks import NetworkConfig, build_network, plan_topology
 from flare_uda.volume import Volume
 
 
@@ -58,3 +60,14 @@ def blob_volume(shape=(20, 40, 36), spacing=(2.0, 1.0, 1.0), margin=(4, 10, 8), 
     arr[c[0] - 2 : c[0] + 2, c[1] - 4 : c[1] + 4, c[2] - 3 : c[2] + 4] = 4.0
     arr[inner] += rng.uniform(-0.2, 0.2, size=arr[inner].shape).astype(np.float32)
     return Volume(arr, spacing, origin=(5.0, -3.0, 2.5))
+
+
+def tiny_network_segmenter(seed: int = 0, base_features: int = 4) -> NetworkSegmenter:
+    """A random 14-class U-Net (patch 8x16x16, 2 mm) that can be saved and loaded."""
+    torch.manual_seed(seed)
+    config = NetworkConfig(
+        base_features=base_features, max_downsamplings=2, max_features=8, deep_supervision=False
+    )
+    plan = SegmentationPlan((8, 16, 16), (2.0, 2.0, 2.0), num_classes=14, normalization="zscore")
+    topo = plan_topology(plan.patch_size, plan.spacing, config.max_downsamplings)
+    return NetworkSegmenter.from_network(build_network(config, topo, 1, 14), plan, config, topo)

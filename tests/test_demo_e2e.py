@@ -5,16 +5,14 @@ from __future__ import annotations
 import csv
 
 from click.testing import CliRunner
+from conftest import TINY_DEMO
 
 from flare_uda.cli import main
 from flare_uda.pipeline.config import ABLATION_SETTINGS
 
 
-def test_tiny_demo_runs_every_stage_and_resumes(tmp_path):
-    out = tmp_path / "run"
-    runner = CliRunner()
-    res = runner.invoke(main, ["demo", "--preset", "tiny", "--out", str(out), "--quiet"])
-    assert res.exit_code == 0, res.output + repr(res.exception)
+def test_tiny_demo_runs_every_stage_and_resumes(tiny_demo_run):
+    out = tiny_demo_run
     for name in ("report.md", "ablation.csv", "ablation.png", "overlays.png", "config.yaml"):
         assert (out / name).is_file(), name
     with open(out / "ablation.csv") as f:
@@ -30,7 +28,7 @@ def test_tiny_demo_runs_every_stage_and_resumes(tmp_path):
     assert report.count("| ran |") >= 10 and "| cached |" not in report
     # A second run finds every stage cached and rewrites the same table.
     before = (out / "ablation.csv").read_text()
-    res = runner.invoke(main, ["demo", "--preset", "tiny", "--out", str(out), "--quiet"])
+    res = CliRunner().invoke(main, [*TINY_DEMO, "--out", str(out)])
     assert res.exit_code == 0, res.output + repr(res.exception)
     assert (out / "ablation.csv").read_text() == before
     report = (out / "report.md").read_text()

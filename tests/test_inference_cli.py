@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
-from inference_support import blob_volume
+from inference_support import blob_volume, tiny_network_segmenter
 
 from flare_uda.cli import main
 from flare_uda.data.io import read_label, read_volume, write_volume
 from flare_uda.inference import CoarseToFineInferer, SlidingWindowInferer
-from flare_uda.inference.segmenter import SegmentationPlan
 from flare_uda.segmentation.network_segmenter import NetworkSegmenter
-from flare_uda.segmentation.networks import NetworkConfig, build_network, plan_topology
 
 
 @pytest.fixture
 def model_dir(tmp_path):
-    torch.manual_seed(0)
-    config = NetworkConfig(
-        base_features=4, max_downsamplings=2, max_features=8, deep_supervision=False
-    )
-    plan = SegmentationPlan((8, 16, 16), (2.0, 2.0, 2.0), num_classes=14, normalization="zscore")
-    topo = plan_topology(plan.patch_size, plan.spacing, config.max_downsamplings)
-    seg = NetworkSegmenter.from_network(build_network(config, topo, 1, 14), plan, config, topo)
-    return seg.save(tmp_path / "model")
+    return tiny_network_segmenter().save(tmp_path / "model")
 
 
 @pytest.fixture
@@ -130,4 +120,6 @@ def test_predict_errors(model_dir, inputs, tmp_path):
     res = run(
         main, ["predict", "--model", str(empty), "-i", str(inputs), "-o", str(tmp_path / "o")]
     )
-    assert isinstance(res.exception, FileNotFoundError)
+    assert (
+        res.exit_code == 1 and "missing ['plan.json', 'network.json', 'weights.pt']" in res.output
+    )

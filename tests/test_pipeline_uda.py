@@ -189,3 +189,34 @@ def test_predict_through_a_process_pool_is_picklable(tmp_path):
     assert sorted(cached) == ["c0", "c1", "c2"]
     np.testing.assert_array_equal(cached["c1"].array, labels["c1"].array)
     assert [c.case_id for c in with_labels(cases, labels)] == ["c0", "c1", "c2"]
+
+
+class Budgeted(Double):
+    def max_seconds(self):
+        return 120.0
+
+
+def test_a_time_budget_caps_the_estimate(tmp_path):
+    lines: list[str] = []
+    first = Double("first", Numbers([1]))
+    capped = Budgeted("capped", first, units=1e9)
+    runner = Runner(tmp_path, log=lines.append)
+    runner.plan([capped])
+    runner.get(first)
+    assert "1 stage(s) left, ~2.0 min estimated for the 1 that train" in lines[-1]
+
+
+def test_training_stages_warm_start_from_an_upstream_model(tmp_path):
+    from flare_uda.data.phantom import generate_cohort
+    from flare_uda.pipeline import Train
+
+    ct, _ = generate_cohort("tiny", n_ct=2, n_mr=0)
+    cases = Cases("ct", ct)
+    section = get_preset("tiny").segmentation
+    first = Train("first", section, cases)
+    warm = Train("warm", section, cases, init=first)
+    runner = Runner(tmp_path, progress=False)
+    start = runner.get(first)
+    assert runner.key(warm) != runner.key(Train("warm", section, cases))
+    model = runner.get(warm)
+    assert model.plan == start.plan

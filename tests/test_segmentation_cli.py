@@ -149,3 +149,27 @@ def test_train_then_predict_round_trip_on_tiny_phantom(tmp_path):
     pred = read_volume(tmp_path / "p" / f"{cases[0].case_id}.nii.gz")
     assert pred.same_geometry(cases[0].image)
     assert int(pred.array.max()) <= 13
+
+
+def test_train_into_a_folder_of_a_model_on_other_data_is_refused(tmp_path):
+    """A stale model is never resumed or returned: other data -> error naming --overwrite."""
+    write_dataset([make_case(i) for i in range(2)], tmp_path / "a", progress=False)
+    write_dataset([make_case(i) for i in range(5, 7)], tmp_path / "b", progress=False)
+    out = tmp_path / "model"
+    args = ["--out", str(out), "--iterations", "2"]
+    assert run(["--images", str(tmp_path / "a"), *args]).exit_code == 0
+    res = run(["--images", str(tmp_path / "b"), *args])
+    assert res.exit_code == 1
+    assert "trained on other data" in res.output and "--overwrite" in res.output
+    res = run(["--images", str(tmp_path / "b"), *args, "--overwrite"])
+    assert res.exit_code == 0, res.output
+
+
+def test_train_with_a_time_budget(tmp_path):
+    write_dataset([make_case(i) for i in range(2)], tmp_path / "ds", progress=False)
+    res = run(["--images", str(tmp_path / "ds"), "--out", str(tmp_path / "m"), "--minutes", "0.02"])
+    assert res.exit_code == 0, res.output
+    steps = len(json.loads((tmp_path / "m" / "history.json").read_text())["loss"])
+    assert f"trained 2 case(s), {steps} iterations" in res.output and steps >= 1
+    res = run(["--images", str(tmp_path / "ds"), "--out", str(tmp_path / "n"), "--minutes", "0"])
+    assert res.exit_code == 2 and "--minutes" in res.output

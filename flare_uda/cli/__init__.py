@@ -1,7 +1,9 @@
 """The ``flare-uda`` command line: one subcommand per stage.
 
 Subcommands are loaded lazily (``--help`` stays fast and does not import
-torch). A stage adds its command by naming it in :data:`COMMANDS`.
+torch). A stage adds its command by naming it in :data:`COMMANDS`. Every
+error reaches the user as one line with exit code 1 (runtime) or 2 (usage),
+never as a traceback (:mod:`flare_uda.cli._errors`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import importlib
 
 import click
+
+from flare_uda.cli._errors import close_progress_bars, debugging, one_line_error
 
 # name -> "module:attribute" of a click.Command; each stage owns its module.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,6 +38,18 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(COMMANDS[name][0])
         return module.command
+
+    def invoke(self, ctx: click.Context):
+        """Run the subcommand; an exception becomes one ``Error:`` line and exit code 1."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as err:
+            close_progress_bars()
+            if debugging():
+                raise
+            raise one_line_error(err) from err
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]

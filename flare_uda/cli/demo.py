@@ -6,6 +6,30 @@ from pathlib import Path
 
 import click
 
+RUN_FILES = ("config.yaml", "report.md", "ablation.csv", "ablation.png", "overlays.png")
+"""What a demo run writes at the top of ``--out`` (stage outputs go to ``--out/stages``)."""
+
+
+def _refuse_overwriting(config_path: Path, out: Path, config_text: str) -> None:
+    """Refuse a ``--config`` file that the run would write over.
+
+    ``--out D`` with ``--config D/config.yaml`` is allowed only while that file
+    is exactly the config the run writes there (resuming a run from its own
+    saved config), so the user's file is never replaced by different text.
+    """
+    config, run = config_path.resolve(), out.resolve()
+    if not config.is_relative_to(run):
+        return
+    rel = config.relative_to(run)
+    written = rel.parts[0] == "stages" or (len(rel.parts) == 1 and rel.name in RUN_FILES)
+    same = rel == Path("config.yaml") and config.read_text(encoding="utf-8") == config_text
+    if written and not same:
+        raise click.BadParameter(
+            f"the run writes {out / rel} itself, so it would overwrite the input config "
+            f"{config_path}; expected a config file outside --out {out} (or under another name)",
+            param_hint="--config",
+        )
+
 
 @click.command(name="demo")
 @click.option(
@@ -48,10 +72,13 @@ def command(
     quiet: bool,
 ) -> None:
     """Run ASIT -> MDM -> PLF -> small net, and the paper's ablation, on the phantom."""
+    from flare_uda.cli import _checks
     from flare_uda.pipeline.config import UDAConfig
     from flare_uda.pipeline.presets import get_preset
     from flare_uda.registry import PluginLoadError
 
+    if config_path:
+        _checks.yaml_syntax(config_path, "--config")
     try:
         config = get_preset(preset)
         if config_path:
@@ -70,6 +97,9 @@ def command(
         resolve_device(device)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--device") from err
+    if config_path:
+        _refuse_overwriting(Path(config_path), Path(out), config.to_yaml())
+    _checks.output_dir(out, "--out")
     result, report = run_demo(config, Path(out), progress=not quiet, device=device)
     click.echo(f"report: {report}")
     for setting, rows in result.rows.items():

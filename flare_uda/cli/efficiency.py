@@ -17,8 +17,11 @@ import click
 def command(json_out: str | None, interval: float, cmd: tuple[str, ...]) -> None:
     """Run CMD, print wall time, peak RSS, memory-time areas; exit with CMD's status."""
     from flare_uda._atomic import write_json
+    from flare_uda.cli import _checks
     from flare_uda.metrics.efficiency import format_report, measure
 
+    if json_out:
+        _checks.output_file(json_out, "--json")
     try:
         report = measure(list(cmd), interval=interval)
     except (ValueError, FileNotFoundError, TypeError) as err:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
+FOLDER = click.Path(exists=True, file_okay=False)
+OUT_FOLDER = click.Path(file_okay=False)
+
 
 @click.command("evaluate")
-@click.option("--pred", "pred_dir", required=True, type=click.Path(), help="Prediction folder.")
-@click.option("--ref", "ref_dir", required=True, type=click.Path(), help="Reference folder.")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="Output folder.")
+@click.option("--pred", "pred_dir", required=True, type=FOLDER, help="Prediction folder.")
+@click.option("--ref", "ref_dir", required=True, type=FOLDER, help="Reference folder.")
+@click.option("--out", "out_dir", required=True, type=OUT_FOLDER, help="Output folder.")
 @click.option("--label-map", default="flare", show_default=True, help="Label map of the files.")
 @click.option(
     "--pred-label-map", default=None, help="Label map of the predictions (default: --label-map)."
@@ -41,25 +44,32 @@ def command(
     Cases are matched by file name (suffix and _0000 removed). A reference
     without prediction is scored 0 for every organ and listed.
     """
+    from flare_uda.cli import _checks
+    from flare_uda.cli._errors import message_of
+    from flare_uda.data.labels import get_label_map
     from flare_uda.executor import ProcessExecutor
     from flare_uda.metrics.folders import evaluate_folders
 
     if workers < 1:
         raise click.BadParameter(f"expected >= 1, got {workers}", param_hint="--workers")
-    try:
-        result = evaluate_folders(
-            pred_dir,
-            ref_dir,
-            out_dir,
-            label_map=label_map,
-            pred_label_map=pred_label_map,
-            executor=ProcessExecutor(workers=workers),
-            nsd_gate=None if no_nsd_gate else 0.2,
-            tubular_crop=tubular_crop,
-            plot=not no_plot,
-        )
-    except (ValueError, FileNotFoundError, TypeError) as err:
-        raise click.ClickException(str(err)) from err
+    for option, name in (("--label-map", label_map), ("--pred-label-map", pred_label_map)):
+        try:
+            get_label_map(name or label_map)
+        except KeyError as err:
+            raise click.BadParameter(message_of(err), param_hint=option) from None
+    _checks.not_input(out_dir, "--out", pred_dir, ref_dir)
+    _checks.output_dir(out_dir, "--out")
+    result = evaluate_folders(
+        pred_dir,
+        ref_dir,
+        out_dir,
+        label_map=label_map,
+        pred_label_map=pred_label_map,
+        executor=ProcessExecutor(workers=workers),
+        nsd_gate=None if no_nsd_gate else 0.2,
+        tubular_crop=tubular_crop,
+        plot=not no_plot,
+    )
     if result.missing:
         click.echo(
             f"{len(result.missing)} case(s) missing from --pred, scored 0: "

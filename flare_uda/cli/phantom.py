@@ -48,6 +48,8 @@ def command(
     overwrite: bool,
 ) -> None:
     """Generate the synthetic abdominal phantom cohort (CT, MR T1 and T2, 13 organ labels)."""
+    from flare_uda._atomic import is_hidden_or_temporary
+    from flare_uda.cli import _checks
     from flare_uda.data.datasets import read_dataset
     from flare_uda.data.phantom import get_preset, preview_figure, write_cohort
     from flare_uda.executor import ProcessExecutor
@@ -56,7 +58,8 @@ def command(
         get_preset(preset)
     except KeyError as err:
         raise click.BadParameter(str(err.args[0]), param_hint="--preset") from None
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    _checks.output_dir(out, "--out")  # also removes a killed run's temporaries
+    if any(not is_hidden_or_temporary(p) for p in out.iterdir()) and not overwrite:
         raise click.UsageError(
             f"--out {out} is not empty; choose an empty folder or pass --overwrite"
         )

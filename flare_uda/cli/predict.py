@@ -28,14 +28,25 @@ def load_segmenter(model_dir: str | os.PathLike, fold: str = "0", device: str = 
 
 
 def input_files(path: Path) -> list[Path]:
-    """The volume files to predict: ``path`` itself, or the volumes directly inside it."""
-    from flare_uda.data.io import READ_SUFFIXES
+    """The volume files to predict: ``path`` itself, or the volumes directly inside it.
+
+    A folder without volume files but with DICOM files is one DICOM series.
+    Hidden and temporary files (e.g. left by a killed run) are not inputs.
+    """
+    from flare_uda.data.dicom import is_dicom_folder
+    from flare_uda.data.io import READ_SUFFIXES, list_volume_files
 
     if not path.exists():
         raise click.BadParameter(f"no such file or folder: {path}", param_hint="-i")
     if path.is_file():
+        if not path.name.lower().endswith(READ_SUFFIXES):
+            raise click.BadParameter(
+                f"expected a volume file {READ_SUFFIXES} or a folder, got {path}", param_hint="-i"
+            )
         return [path]
-    files = sorted(p for p in path.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+    files = list_volume_files(path)
+    if not files and is_dicom_folder(path):
+        return [path]  # one DICOM series
     if not files:
         raise click.BadParameter(f"no volumes {READ_SUFFIXES} found in {path}", param_hint="-i")
     return files
@@ -164,11 +175,16 @@ def command(
     device,
 ):
     """Segment MRI/CT volumes; labels are written on each input's own grid."""
-    from flare_uda._atomic import require_not_input
+    from flare_uda.cli import _checks
     from flare_uda.inference.files import predict_files
 
+    _checks.not_input(out_dir, "-o", input_path, model_dir)
+    _checks.device(device)
+    if fold != "all" and not fold.isdigit():
+        raise click.BadParameter(
+            f"expected a fold number or 'all', got {fold!r}", param_hint="--fold"
+        )
     try:
-        require_not_input(out_dir, input_path, model_dir)
         inferer = build_inferer(mode, step, not no_skip, mirroring, batch, resampling, roi_source)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
@@ -176,6 +192,7 @@ def command(
     ids = [case_id(p) for p in files]
     if len(set(ids)) != len(ids):
         raise click.UsageError(f"input case names collide after removing suffixes: {ids}")
+    _checks.output_dir(out_dir, "-o")
     segmenter = load_segmenter(model_dir, fold=fold, device=device)
     outputs = [Path(out_dir) / f"{cid}.nii.gz" for cid in ids]
     predict_files(inferer, segmenter, files, outputs, prefetch=prefetch)

@@ -27,6 +27,14 @@ def load_training_cases(
         Source label map of the label files (remapped to FLARE order).
     modality : {"CT", "MR"} or None
         Needed for a plain folder; a dataset folder says it in its metadata.
+
+    Raises
+    ------
+    click.UsageError
+        ``--labels`` given with a dataset folder, or missing (or ``--modality``
+        missing) with a plain folder.
+    ValueError
+        A label file missing for an image, or unreadable files.
     """
     from flare_uda.data.datasets import read_dataset, read_folder
     from flare_uda.data.io import read_label
@@ -36,7 +44,7 @@ def load_training_cases(
 
     if (images / "imagesTr").is_dir():
         if labels is not None:
-            raise ValueError(
+            raise click.UsageError(
                 f"--labels is not used with a dataset folder ({images} has imagesTr/, labels come "
                 "from its labelsTr/); expected --labels only with a plain image folder"
             )
@@ -50,11 +58,11 @@ def load_training_cases(
             raise ValueError(f"expected a label in labelsTr/ for every case, missing {unlabelled}")
         return cases
     if labels is None:
-        raise ValueError(
+        raise click.UsageError(
             f"{images} is not an nnU-Net dataset folder (no imagesTr/); expected --labels DIR too"
         )
     if modality is None:
-        raise ValueError("a plain image folder needs --modality CT or MR, got none")
+        raise click.UsageError("a plain image folder needs --modality CT or MR, got none")
     label_files = list_cases(labels, "--labels")
     cases = read_folder(images, modality=modality)
     missing = [c.case_id for c in cases if c.case_id not in label_files]
@@ -105,6 +113,19 @@ def load_training_cases(
     default=None,
     help="Override the preset's number of training steps.",
 )
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Wall-clock training budget: the learning rate decays over it and training stops "
+    "when it is spent (or at --iterations, whichever comes first).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Start afresh: remove the checkpoints of an earlier run in --out (otherwise a run "
+    "of the same config on the same data resumes, and any other run is an error).",
+)
 @click.option("--seed", type=int, default=None, help="Override the preset's seed.")
 @click.option(
     "--label-map",
@@ -144,6 +165,8 @@ def command(
     out,
     preset,
     iterations,
+    minutes,
+    overwrite,
     seed,
     label_map,
     modality,
@@ -153,31 +176,47 @@ def command(
     quiet,
 ) -> None:
     """Train a segmentation network on labelled volumes; writes a model folder."""
-    from flare_uda._atomic import require_not_input
+    from flare_uda.cli import _checks
+    from flare_uda.cli._errors import message_of
     from flare_uda.segmentation import get_preset, train_segmenter
 
+    _checks.not_input(out, "--out", images, labels)
+    _checks.device(device)
+    _checks.output_dir(out, "--out")
+    overrides = {
+        k: v
+        for k, v in {
+            "iterations": iterations,
+            "seed": seed,
+            "head": head,
+            "time_budget_minutes": minutes,
+        }.items()
+        if v is not None
+    }
+    if minutes is not None and iterations is None:
+        overrides["iterations"] = 10_000_000  # the budget decides
+
     try:
-        require_not_input(out, images, labels)
-        overrides = {
-            k: v
-            for k, v in {"iterations": iterations, "seed": seed, "head": head}.items()
-            if v is not None
-        }
         config = get_preset(preset, **overrides)
-        cases = load_training_cases(images, labels, label_map, modality)
-        if val_cases >= len(cases):
-            raise ValueError(
-                f"--val-cases must leave at least one training case, got {val_cases} of "
-                f"{len(cases)} cases"
-            )
-        train, val = (cases[: len(cases) - val_cases], cases[len(cases) - val_cases :])
-        segmenter = train_segmenter(
-            train, config, work_dir=out, val_cases=val or None, progress=not quiet, device=device
+    except (KeyError, ValueError, TypeError) as err:
+        raise click.BadParameter(message_of(err), param_hint="--preset") from None
+    cases = load_training_cases(images, labels, label_map, modality)
+    if val_cases >= len(cases):
+        raise click.BadParameter(
+            f"expected fewer than the {len(cases)} cases, so that one is left to train on, "
+            f"got {val_cases}",
+            param_hint="--val-cases",
         )
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        raise click.ClickException(str(err).strip("'\"")) from err
+    train, val = (cases[: len(cases) - val_cases], cases[len(cases) - val_cases :])
+    if overwrite:
+        from flare_uda.segmentation.checkpoint import remove_checkpoints
+
+        remove_checkpoints(out)
+    segmenter = train_segmenter(
+        train, config, work_dir=out, val_cases=val or None, progress=not quiet, device=device
+    )
     hist = segmenter.history_
-    msg = f"trained {len(train)} case(s), {config.iterations} iterations -> {out}"
+    msg = f"trained {len(train)} case(s), {hist['iterations_done']} iterations -> {out}"
     if hist["loss"]:
         msg += f"; final loss {hist['loss'][-1]:.4f}"
     if hist["val"]:

@@ -7,21 +7,24 @@ from pathlib import Path
 
 import click
 
+from flare_uda.cli import _checks
+
 METHODS_HELP = "Translator name: identity, cyclegan, asit or a plug-in's."
 
 
 def _image_files(root: Path) -> list[Path]:
     """Image files of a dataset (nnU-Net raw layout) or of a plain folder of volumes."""
     from flare_uda.data.datasets import FILE_ENDING, SPLITS
-    from flare_uda.data.io import READ_SUFFIXES
+    from flare_uda.data.io import list_volume_files
 
     if not root.is_dir():
         raise click.BadParameter(f"expected a folder, got {root}")
     dirs = [root / SPLITS[s][0] for s in SPLITS if (root / SPLITS[s][0]).is_dir()]
     if dirs:
-        files = [p for d in dirs for p in sorted(d.glob(f"*_0000{FILE_ENDING}"))]
+        ending = f"_0000{FILE_ENDING}"
+        files = [p for d in dirs for p in list_volume_files(d) if p.name.endswith(ending)]
     else:
-        files = sorted(p for p in root.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+        files = list_volume_files(root)
     if not files:
         raise click.BadParameter(f"no volumes found in {root}")
     return files
@@ -48,12 +51,42 @@ def _set_threads(threads: int | None) -> None:
 
 
 def _check_out(out: str, hint: str, *inputs: str) -> None:
-    from flare_uda._atomic import require_not_input
+    _checks.not_input(out, hint, *inputs)
 
-    try:
-        require_not_input(out, *inputs)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint=hint) from None
+
+def _skip_temporaries(folder: str, names: list[str]) -> list[str]:
+    from flare_uda._atomic import is_hidden_or_temporary
+
+    return [n for n in names if is_hidden_or_temporary(n)]
+
+
+DATASET_ENTRIES = {"imagesTr", "imagesTs", "labelsTr", "labelsTs", "dataset.json", "manifest.json"}
+"""What a translated dataset holds; ``--overwrite`` replaces only such a folder."""
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty output without ``--overwrite``, and one that holds other things."""
+    from flare_uda._atomic import is_hidden_or_temporary
+    from flare_uda.data.io import is_volume_file
+
+    entries = [p for p in out.iterdir() if not is_hidden_or_temporary(p)] if out.is_dir() else []
+    if not entries:
+        return
+    if not overwrite:
+        raise click.BadParameter(
+            f"expected an empty or new output folder, got {out} holding {len(entries)} "
+            "entries; pass --overwrite to replace it",
+            param_hint="-o",
+        )
+    foreign = sorted(
+        p.name for p in entries if p.name not in DATASET_ENTRIES and not is_volume_file(p)
+    )
+    if foreign:
+        raise click.BadParameter(
+            f"--overwrite replaces only an earlier output of 'translate apply' (volumes, "
+            f"{sorted(DATASET_ENTRIES)}), but {out} also holds {foreign[:5]}",
+            param_hint="-o",
+        )
 
 
 @click.group("translate")
@@ -111,6 +144,8 @@ def fit(source, target, method, preset, out, iterations, seed, device, threads) 
     from flare_uda.translation import TRANSLATORS
 
     _check_out(out, "--out", source, target)
+    _checks.device(device)
+    _checks.output_dir(out, "--out")
     try:
         klass = TRANSLATORS.get(method)
     except KeyError as err:
@@ -169,30 +204,42 @@ def fit(source, target, method, preset, out, iterations, seed, device, threads) 
     default=None,
     help="torch CPU threads (default: torch's).",
 )
-def apply(model, inp, out, direction, threads) -> None:
-    """Translate every volume of INPUT with MODEL into OUTPUT, same names and geometry."""
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace a non-empty OUTPUT (only an earlier output of this command).",
+)
+def apply(model, inp, out, direction, threads, overwrite) -> None:
+    """Translate every volume of INPUT with MODEL into OUTPUT, same names and geometry.
+
+    OUTPUT is written beside, then renamed into place: it is never merged into.
+    """
     _set_threads(threads)
     from tqdm.auto import tqdm
 
+    from flare_uda._atomic import replace_dir
     from flare_uda.data.io import WRITE_SUFFIXES, read_volume, write_volume
     from flare_uda.translation import Translator
 
+    root, out_root = Path(inp), Path(out)
     _check_out(out, "-o", inp, model)
+    _check_replaceable(out_root, overwrite)
+    _checks.output_dir(out_root.parent, "-o")
     try:
         translator = Translator.load(model)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--model") from None
-    root, out_root = Path(inp), Path(out)
     files = _image_files(root)
-    for path in tqdm(files, desc=f"translate {direction}"):
-        rel = path.relative_to(root)
-        if not path.name.lower().endswith(WRITE_SUFFIXES):
-            rel = rel.with_name(path.name.split(".")[0] + ".nii.gz")
-        result = getattr(translator, direction)(read_volume(path))
-        write_volume(result, out_root / rel)
-    for labels in ("labelsTr", "labelsTs"):
-        if (root / labels).is_dir():
-            shutil.copytree(root / labels, out_root / labels, dirs_exist_ok=True)
-    if (root / "manifest.json").exists():
-        _write_dataset_files(root, out_root, "MR" if direction == "to_target" else "CT")
+    with replace_dir(out_root) as new:
+        for path in tqdm(files, desc=f"translate {direction}"):
+            rel = path.relative_to(root)
+            if not path.name.lower().endswith(WRITE_SUFFIXES):
+                rel = rel.with_name(path.name.split(".")[0] + ".nii.gz")
+            result = getattr(translator, direction)(read_volume(path))
+            write_volume(result, new / rel)
+        for labels in ("labelsTr", "labelsTs"):
+            if (root / labels).is_dir():
+                shutil.copytree(root / labels, new / labels, ignore=_skip_temporaries)
+        if (root / "manifest.json").exists():
+            _write_dataset_files(root, new, "MR" if direction == "to_target" else "CT")
     click.echo(f"wrote {len(files)} translated volumes to {out}")

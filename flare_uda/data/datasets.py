@@ -21,7 +21,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from flare_uda._atomic import write_json
-from flare_uda.data.io import read_label, read_volume, write_volume
+from flare_uda.data.io import list_volume_files, read_label, read_volume, write_volume
 from flare_uda.data.labels import FLARE_ORGANS
 from flare_uda.volume import Case
 
@@ -96,16 +96,23 @@ def read_manifest(dataset_dir: str | os.PathLike) -> dict[str, dict]:
     if not path.exists():
         raise FileNotFoundError(f"expected a flare_uda manifest at {path}, found none")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"manifest {path} is not valid JSON: {err}") from err
 
 
 def _infer_modality(dataset_dir: Path) -> str:
     ds = dataset_dir / "dataset.json"
     if ds.exists():
-        channel = json.loads(ds.read_text()).get("channel_names", {}).get("0", "")
-        return "CT" if channel.upper() == "CT" else "MR"
+        try:
+            meta = json.loads(ds.read_text(encoding="utf-8"))
+            channel = (meta.get("channel_names") or meta["modality"])["0"]  # v2, or v1
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise ValueError(
+                f"{ds} is not an nnU-Net dataset.json: expected a JSON object with "
+                f"channel_names {{'0': ...}}, got {type(err).__name__}: {err}"
+            ) from err
+        return "CT" if str(channel).upper() == "CT" else "MR"
     return "CT"
 
 
@@ -141,7 +148,7 @@ def read_dataset(
         img_dir, lab_dir = (root / d for d in SPLITS[split])
         if not img_dir.is_dir():
             continue
-        images = sorted(img_dir.glob(f"*_0000{FILE_ENDING}"))
+        images = [p for p in list_volume_files(img_dir) if p.name.endswith(f"_0000{FILE_ENDING}")]
         for img_path in tqdm(images, desc=f"reading {root.name}", disable=not progress):
             case_id = img_path.name[: -len(f"_0000{FILE_ENDING}")]
             meta = manifest.get(case_id, {})
@@ -169,14 +176,15 @@ def read_folder(
 ) -> list[Case]:
     """Read every volume file directly inside ``folder`` as an unlabelled case.
 
-    A case id is the file name without its suffix (and without ``_0000``).
+    A case id is the file name without its suffix (and without ``_0000``);
+    hidden and temporary files are skipped.
     """
     from flare_uda.data.io import READ_SUFFIXES
 
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"expected a folder of volumes, got {root}")
-    files = sorted(p for p in root.iterdir() if p.name.lower().endswith(READ_SUFFIXES))
+    files = list_volume_files(root)
     if not files:
         raise ValueError(f"no volumes ({', '.join(READ_SUFFIXES)}) found in {root}")
     cases = []

@@ -9,13 +9,16 @@ convention of :class:`~flare_uda.volume.Volume`, label checks and atomicity.
 from __future__ import annotations
 
 import os
+import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from flare_uda._atomic import atomic_path
-from flare_uda._validation import require_finite, require_ndim
+from flare_uda._atomic import atomic_path, is_hidden_or_temporary
+from flare_uda._validation import require_finite, require_ndim, require_spacing_in_range
+from flare_uda.data.integrity import verify_file
 from flare_uda.data.labels import check_label_values, remap_to_flare
 from flare_uda.volume import Volume
 
@@ -29,6 +32,26 @@ def _suffix(path: Path) -> str:
         if name.endswith(s):
             return s
     return path.suffix.lower()
+
+
+def is_volume_file(path: Path, suffixes: tuple[str, ...] = READ_SUFFIXES) -> bool:
+    """Whether ``path`` is a volume file to read as input: a known suffix, not hidden or temporary.
+
+    Hidden names cover this package's own temporaries (``.NAME.<pid>-<hex>.tmp.nii.gz``,
+    left by a killed run) and macOS ``._NAME`` companions.
+    """
+    return (
+        path.name.lower().endswith(suffixes)
+        and not is_hidden_or_temporary(path)
+        and not path.is_dir()
+    )
+
+
+def list_volume_files(
+    folder: str | os.PathLike, suffixes: tuple[str, ...] = READ_SUFFIXES
+) -> list[Path]:
+    """The volume files directly inside ``folder``, sorted (see :func:`is_volume_file`)."""
+    return sorted(p for p in Path(folder).iterdir() if is_volume_file(p, suffixes))
 
 
 def from_sitk(image: sitk.Image) -> Volume:
@@ -57,29 +80,74 @@ def to_sitk(volume: Volume) -> sitk.Image:
     return image
 
 
+def _itk_reason(err: RuntimeError) -> str:
+    """The informative line of an ITK exception (its ``ERROR:`` line, without source paths)."""
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if "ERROR:" in ln:
+            return re.sub(r"^.*?ERROR:\s*(\w+\(0x[0-9a-f]+\):\s*)?", "", ln)
+    return lines[-1] if lines else type(err).__name__
+
+
 def _read_sitk(path: Path) -> sitk.Image:
+    """Read a file or DICOM folder after checking it is complete (:mod:`.integrity`)."""
     if not path.exists():
         raise FileNotFoundError(f"no such file or folder: {path}")
     if path.is_dir():
-        reader = sitk.ImageSeriesReader()
-        series = reader.GetGDCMSeriesIDs(str(path))
-        if not series:
-            raise ValueError(f"expected a DICOM series in folder {path}, found none")
-        if len(series) > 1:
+        from flare_uda.data.dicom import read_dicom_series
+
+        try:
+            return read_dicom_series(path)
+        except RuntimeError as err:
             raise ValueError(
-                f"expected one DICOM series in folder {path}, found {len(series)}: {list(series)}"
-            )
-        reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
-        return reader.Execute()
+                f"could not read DICOM series {path}: expected readable slices, "
+                f"got '{_itk_reason(err)}'"
+            ) from err
     if _suffix(path) not in READ_SUFFIXES:
         raise ValueError(
             f"unsupported file type {path.name!r}: expected one of {READ_SUFFIXES} "
             "or a DICOM folder"
         )
+    if _suffix(path) in (".mha", ".mhd"):
+        verify_file(path)  # first: ITK's MetaImage reader prints to the console on short files
+        return _read_file(path)
+    with ThreadPoolExecutor(1) as pool:  # the check inflates the file again, beside ITK
+        check = pool.submit(verify_file, path)
+        try:
+            image = _read_file(path)
+        except ValueError:
+            check.result()  # a truncated file says so, not ITK's guess
+            raise
+        check.result()
+    return image
+
+
+def _read_file(path: Path) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as err:
-        raise ValueError(f"could not read {path}: {str(err).strip().splitlines()[-1]}") from err
+        raise ValueError(
+            f"could not read {path}: expected a {_suffix(path)} image, got '{_itk_reason(err)}'"
+        ) from err
+
+
+def _checked_volume(path: Path, image: sitk.Image, what: str) -> Volume:
+    """``image`` as a Volume, refusing non-3D, vector and out-of-range geometry; names ``path``."""
+    if image.GetDimension() != 3:
+        raise ValueError(
+            f"{what} {path} must be a 3D volume, got {image.GetDimension()}D "
+            f"(size {image.GetSize()})"
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(
+            f"{what} {path} must be a scalar image (one value per voxel), got "
+            f"{image.GetNumberOfComponentsPerPixel()} components (a vector or RGB image)"
+        )
+    require_spacing_in_range(image.GetSpacing()[::-1], f"{what} {path}")
+    try:
+        return from_sitk(image)
+    except ValueError as err:
+        raise ValueError(f"{what} {path}: {err}") from err
 
 
 def _require_finite_nifti(path: Path, image: sitk.Image, what: str) -> None:
@@ -110,14 +178,14 @@ def read_volume(path: str | os.PathLike) -> Volume:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If it is unreadable, not 3D, or holds NaN/inf voxels.
+        If it is unreadable, truncated or corrupt, not a scalar 3D volume, has a
+        spacing outside :data:`~flare_uda._validation.SPACING_RANGE_MM` or a
+        direction that is not orthonormal, or holds NaN/inf voxels.
     """
     path = Path(path)
     image = _read_sitk(path)
-    if image.GetDimension() != 3:
-        raise ValueError(f"{path} must be a 3D volume, got {image.GetDimension()}D")
+    volume = _checked_volume(path, image, "image")
     _require_finite_nifti(path, image, f"image {path.name}")
-    volume = from_sitk(image)
     require_finite(volume.array, f"image {path.name}")
     return volume
 
@@ -165,10 +233,8 @@ def read_label(path: str | os.PathLike, label_map: str = "flare") -> Volume:
     """
     path = Path(path)
     image = _read_sitk(path)
-    if image.GetDimension() != 3:
-        raise ValueError(f"{path} must be a 3D label volume, got {image.GetDimension()}D")
+    volume = _checked_volume(path, image, "label")
     _require_finite_nifti(path, image, f"label {path.name}")
-    volume = from_sitk(image)
     labels = as_integer_labels(volume.array, f"label {path.name}")
     check_label_values(labels, label_map, f"label {path.name}")
     return volume.with_array(remap_to_flare(labels, label_map))

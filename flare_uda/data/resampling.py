@@ -32,6 +32,9 @@ from flare_uda.volume import Volume
 ANISOTROPY_THRESHOLD = 3.0
 """nnU-Net's ``ANISO_THRESHOLD``: max/min spacing above it triggers separate-z resampling."""
 
+MAX_RESAMPLED_VOXELS = 1024**3
+"""Largest resampled grid (4 GiB as float32); beyond it a spacing is wrong, not the scan."""
+
 
 def _require_volume(volume: object, what: str) -> Volume:
     if not isinstance(volume, Volume):
@@ -69,7 +72,22 @@ def target_shape(
     spacing: tuple[float, float, float],
     target: tuple[float, float, float],
 ) -> tuple[int, int, int]:
-    """nnU-Net's new shape, ``round(shape * spacing / target)``, at least 1 per axis."""
+    """nnU-Net's new shape, ``round(shape * spacing / target)``, at least 1 per axis.
+
+    Raises
+    ------
+    ValueError
+        If the new grid would exceed :data:`MAX_RESAMPLED_VOXELS` (checked
+        before anything is allocated; e.g. a broken 1e5 mm spacing).
+    """
+    extent = np.asarray(shape, dtype=float) * np.asarray(spacing, dtype=float)
+    voxels = float(np.prod(np.maximum(np.rint(extent / np.asarray(target, dtype=float)), 1)))
+    if not voxels <= MAX_RESAMPLED_VOXELS:
+        raise ValueError(
+            f"resampling a {tuple(shape)} volume with spacing {tuple(spacing)} mm to "
+            f"{tuple(target)} mm would make {voxels:.3g} voxels; expected at most "
+            f"{MAX_RESAMPLED_VOXELS:.3g} (is a spacing wrong?)"
+        )
     from nnunetv2.preprocessing.resampling.default_resampling import compute_new_shape
 
     new = compute_new_shape(shape, spacing, target)

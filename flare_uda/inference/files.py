@@ -33,7 +33,19 @@ def _read(path: Path) -> Volume:
     try:
         return read_volume(path)
     except Exception as err:  # say which file; keep the reader's own message
-        raise RuntimeError(f"could not read input volume {path}: {err}") from err
+        reason = str(err).replace(f"could not read {path}: ", "")
+        named = f": {reason}" if str(path) in reason else f" {path}: {reason}"
+        raise RuntimeError(f"could not read input volume{named}") from err
+
+
+def _infer(inferer: Inferer, segmenter: Segmenter, volume: Volume, path: Path) -> Volume:
+    """``inferer(volume, segmenter)``; a plain ValueError/RuntimeError/TypeError names ``path``."""
+    try:
+        return inferer(volume, segmenter)
+    except (ValueError, RuntimeError, TypeError) as err:
+        if type(err) not in (ValueError, RuntimeError, TypeError):
+            raise  # a subclass may not take a message alone
+        raise type(err)(f"predicting {path}: {err}") from err
 
 
 def _write(labels: Volume, path: Path) -> Path:
@@ -93,19 +105,20 @@ def predict_files(
         raise ValueError(f"outputs must not overwrite inputs, got {sorted(map(str, clash))}")
     written: list[Future] = []
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
-        pending: deque[Future] = deque()
+        pending: deque[tuple[Path, Future]] = deque()
         ahead = iter(inputs)
 
         def read_next() -> None:
             path = next(ahead, None)
             if path is not None:
-                pending.append(reader.submit(read, path))
+                pending.append((path, reader.submit(read, path)))
 
         for _ in range(int(prefetch) + 1):  # the first case and the ones read ahead
             read_next()
         for out in tqdm(outputs, desc="predict", unit="case", disable=not progress):
-            volume = pending.popleft().result()
-            labels = inferer(volume, segmenter)  # the reads already submitted overlap this
+            path, future = pending.popleft()
+            volume = future.result()
+            labels = _infer(inferer, segmenter, volume, path)  # the submitted reads overlap this
             del volume
             written.append(writer.submit(_write, labels, out))
             read_next()

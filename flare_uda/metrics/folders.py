@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from flare_uda._atomic import require_not_input, write_text
-from flare_uda.data.io import read_label
+from flare_uda.data.io import list_volume_files, read_label
 from flare_uda.data.labels import get_label_map
 from flare_uda.executor import Executor, get_executor
 from flare_uda.metrics.evaluate import MetricRow, evaluate_volumes, summarize
@@ -37,7 +37,7 @@ def case_id_of(path: str | os.PathLike) -> str | None:
 
 
 def list_cases(folder: str | os.PathLike, what: str = "folder") -> dict[str, Path]:
-    """``{case id: path}`` of the label files in ``folder``.
+    """``{case id: path}`` of the label files in ``folder`` (hidden and temporary files skipped).
 
     Raises
     ------
@@ -50,10 +50,8 @@ def list_cases(folder: str | os.PathLike, what: str = "folder") -> dict[str, Pat
     if not folder.is_dir():
         raise FileNotFoundError(f"{what} must be an existing folder, got {folder}")
     out: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    for path in list_volume_files(folder, SUFFIXES):
         case_id = case_id_of(path)
-        if case_id is None or not path.is_file():
-            continue
         if case_id in out:
             raise ValueError(
                 f"expected one file per case in {what}, got {out[case_id].name} and {path.name} "

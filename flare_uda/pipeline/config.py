@@ -88,9 +88,7 @@ class SegmentationConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", to_plain(dict(self.options)))
         config = self.train_config()  # names, types and values are checked now, not at training
-        from flare_uda.segmentation import plan_topology
-
-        plan_topology(config.patch_size, config.spacing, config.network.max_downsamplings)
+        config.network.topology(config.patch_size, config.spacing)  # the patch fits the network
 
     def train_config(self):
         """The :class:`~flare_uda.segmentation.TrainConfig` this section describes."""

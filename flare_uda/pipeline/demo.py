@@ -25,26 +25,30 @@ def phantom_data(config: UDAConfig, run_dir: Path) -> tuple[list[Case], list[Cas
     """CT (labelled), MR for adaptation and held-out MR test cases, cached in ``run_dir``.
 
     Test subjects come from another seed stream than the adaptation MR and get a
-    ``test_`` id prefix; both MR sets hold T1 and T2 cases.
+    ``test_`` id prefix; both MR sets hold T1 and T2 cases. The cases are always
+    those read back from the written files (float32 images, float32 NIfTI
+    geometry), so a fresh run and a resumed one compute on identical inputs
+    and give bit-identical results.
     """
+    from flare_uda._atomic import replace_dir
     from flare_uda.pipeline.cache import StageCache
 
     d = config.data
     stage = StageCache(run_dir / "stages").stage("phantom", to_plain(d))
-    if stage.done:
-        return (
-            read_dataset(stage.dir / "ct"),
-            read_dataset(stage.dir / "mr"),
-            read_dataset(stage.dir / "mr_test"),
+    names = ("ct", "mr", "mr_test")
+    if not stage.done:
+        ct, mr = generate_cohort(
+            d.preset, d.n_ct, d.n_mr, d.seed, executor="process", progress=True
         )
-    ct, mr = generate_cohort(d.preset, d.n_ct, d.n_mr, d.seed, executor="process", progress=True)
-    _, test = generate_cohort(
-        d.preset, 0, d.n_mr_test, d.seed + 10_000, executor="process", progress=True
-    )
-    test = [replace(c, case_id=f"test_{c.case_id}") for c in test]
-    for name, cases in (("ct", ct), ("mr", mr), ("mr_test", test)):
-        write_dataset(cases, stage.dir / name, progress=False)
-    stage.mark_done({"n_ct": len(ct), "n_mr": len(mr), "n_mr_test": len(test)})
+        _, test = generate_cohort(
+            d.preset, 0, d.n_mr_test, d.seed + 10_000, executor="process", progress=True
+        )
+        test = [replace(c, case_id=f"test_{c.case_id}") for c in test]
+        for name, cases in zip(names, (ct, mr, test), strict=True):
+            with replace_dir(stage.dir / name) as folder:
+                write_dataset(cases, folder, progress=False)
+        stage.mark_done({"n_ct": len(ct), "n_mr": len(mr), "n_mr_test": len(test)})
+    ct, mr, test = (read_dataset(stage.dir / name) for name in names)
     return ct, mr, test
 
 

@@ -74,6 +74,10 @@ class Stage(ABC):
         """(kind, amount) of work, for time estimates; ``None`` when not estimated."""
         return None
 
+    def max_seconds(self) -> float | None:
+        """An upper bound of the stage's wall time (e.g. a training's time budget), or None."""
+        return None
+
     def check(self) -> None:
         """Raise ``ValueError`` if this stage cannot run (called before any stage runs)."""
         return None
@@ -228,7 +232,7 @@ class Runner:
     def _finished(self, stage: Stage, key: str, seconds: float) -> None:
         self._pending.pop(key, None)
         work = stage.work()
-        if work is not None and work[1] > 0:
+        if work is not None and work[1] > 0 and stage.max_seconds() is None:  # not cut short
             total = self._measured.setdefault(work[0], [0.0, 0.0])
             total[0] += seconds
             total[1] += work[1]
@@ -239,19 +243,22 @@ class Runner:
         """An estimate of the time the planned stages not run yet need, in words.
 
         Only stages that report their work (:meth:`Stage.work`) are estimated, and only
-        once a stage of the same kind ran in this run: work x its measured seconds per unit.
+        once a stage of the same kind ran in this run: work x its measured seconds per unit,
+        at most the stage's :meth:`Stage.max_seconds` (a time budget, which alone is the
+        estimate before any speed was measured).
         """
         if not self._pending:
             return "no planned stage left"
         estimated, seconds, other = 0, 0.0, 0
         for stage in self._pending.values():
-            work = stage.work()
+            work, bound = stage.work(), stage.max_seconds()
             measured = self._measured.get(work[0]) if work is not None else None
-            if work is None or measured is None:
+            if measured is None and bound is None:
                 other += 1
                 continue
+            guess = work[1] * measured[0] / measured[1] if measured is not None else bound
             estimated += 1
-            seconds += work[1] * measured[0] / measured[1]
+            seconds += guess if bound is None else min(guess, bound)
         text = f"{len(self._pending)} stage(s) left"
         if estimated:
             text += f", ~{format_seconds(seconds)} estimated for the {estimated} that train"

@@ -145,30 +145,42 @@ class Train(Stage):
     """Train a segmenter on the labelled cases of ``cases`` (a case list or a :class:`Translate`).
 
     ``drop_empty``: leave out cases with empty (pseudo-)labels, and raise
-    :class:`NoPseudoLabels` when none is left.
+    :class:`NoPseudoLabels` when none is left. ``init``: a stage whose model
+    gives the initial weights (a warm start, ``train_segmenter(init_from=...)``).
     """
 
     def __init__(
-        self, name: str, section: SegmentationConfig, cases: Stage, drop_empty: bool = False
+        self,
+        name: str,
+        section: SegmentationConfig,
+        cases: Stage,
+        drop_empty: bool = False,
+        init: Stage | None = None,
     ) -> None:
         if not isinstance(section, SegmentationConfig):
             raise TypeError(f"expected a SegmentationConfig, got {type(section).__name__}")
         self.name, self.section, self.drop_empty = name, section, drop_empty
         self.train_config = section.train_config()
-        self.upstream = (cases,)
+        self.upstream = (cases,) if init is None else (cases, init)
 
     def config(self) -> Any:
         return {"train": self.train_config.to_dict(), "drop_empty": self.drop_empty}
 
     def describe(self) -> str:
-        return f"train a segmenter ({self.train_config.iterations} iterations)"
+        budget = getattr(self.train_config, "time_budget_minutes", None)
+        limit = f", at most {budget:g} min" if budget else ""
+        return f"train a segmenter ({self.train_config.iterations} iterations{limit})"
 
     def work(self) -> tuple[str, float]:
         return "train", train_units(self.train_config)
 
-    def run(self, runner: Runner, folder: Path, cases: Any):
+    def max_seconds(self) -> float | None:
+        budget = getattr(self.train_config, "time_budget_minutes", None)
+        return None if budget is None else 60.0 * budget
+
+    def run(self, runner: Runner, folder: Path, cases: Any, init: Any = None):
         return train_model(
-            runner, folder, cases_of(cases), self.train_config, self.drop_empty, self.name
+            runner, folder, cases_of(cases), self.train_config, self.drop_empty, self.name, init
         )
 
     def load(self, runner: Runner, folder: Path):
@@ -178,15 +190,29 @@ class Train(Stage):
 
 
 def train_model(
-    runner: Runner, folder: Path, cases: list[Case], config, drop_empty: bool, what: str
+    runner: Runner,
+    folder: Path,
+    cases: list[Case],
+    config,
+    drop_empty: bool,
+    what: str,
+    init: Any = None,
 ):
-    """Train (or resume) in ``folder/work`` and save to ``folder/model``; the segmenter."""
+    """Train (or resume) in ``folder/work`` and save to ``folder/model``; the segmenter.
+
+    ``init``: initial weights (a segmenter, see ``train_segmenter``'s ``init_from``).
+    """
     from flare_uda.segmentation import train_segmenter
 
     if drop_empty:
         cases = usable(cases, what)
     segmenter = train_segmenter(
-        cases, config, work_dir=folder / "work", progress=runner.progress, device=runner.device
+        cases,
+        config,
+        work_dir=folder / "work",
+        progress=runner.progress,
+        device=runner.device,
+        init_from=init,
     )
     segmenter.save(folder / "model")
     return segmenter

@@ -59,21 +59,55 @@ class AugmentConfig:
         object.__setattr__(self, "mirror_axes", axes)
 
 
-def initial_patch_size(patch_size: tuple[int, int, int], config: AugmentConfig) -> tuple:
+def initial_patch_size(
+    patch_size: tuple[int, int, int], config: AugmentConfig, in_plane: bool = False
+) -> tuple:
     """Size (z, y, x) to crop before the spatial transform so rotated corners hold data.
 
-    nnunetv2's ``get_patch_size`` (the same enlargement nnU-Net's loader uses).
+    nnunetv2's ``get_patch_size`` (the same enlargement nnU-Net's loader uses);
+    ``in_plane``: only y and x are enlarged (2D augmentation, z kept).
     """
+    patch = tuple(int(p) for p in patch_size)
     if not config.enabled or (config.rotation_deg == 0 and config.scaling == (1.0, 1.0)):
-        return tuple(int(p) for p in patch_size)
+        return patch
     from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
 
     rot = np.deg2rad(config.rotation_deg)
-    size = get_patch_size(list(patch_size), rot, rot, rot, config.scaling)
-    return tuple(max(int(s), int(p)) for s, p in zip(size, patch_size, strict=True))
+    spatial = list(patch[1:]) if in_plane else list(patch)
+    size = get_patch_size(spatial, rot, rot, rot, config.scaling)
+    size = (patch[0], *size) if in_plane else size
+    return tuple(max(int(s), int(p)) for s, p in zip(size, patch, strict=True))
 
 
-def _spatial(patch: tuple[int, int, int], config: AugmentConfig):
+def build_transforms(
+    patch_size: tuple[int, int, int], config: AugmentConfig, in_plane: bool = False
+):
+    """The per-sample transform pipeline (a batchgeneratorsv2 ``BasicTransform``).
+
+    Call it as ``t(image=img, segmentation=seg)`` with tensors ``"c z y x"``
+    cropped to :func:`initial_patch_size`; it returns a dict with both cropped
+    to ``patch_size``. Padding written by the spatial transform is label 0.
+
+    ``in_plane`` (slice-wise networks): every transform works on the slices as
+    2D images (nnU-Net's ``2d`` augmentation; batchgeneratorsv2's
+    ``Convert3DTo2DTransform`` folds z into the channels and back), so a
+    patch of one slice is augmented like nnU-Net augments a 2D sample.
+    Mirror axes 1 and 2 (y, x) are kept, axis 0 (z) is dropped.
+    """
+    if in_plane:
+        from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
+        from batchgeneratorsv2.transforms.utils.pseudo2d import (
+            Convert2DTo3DTransform,
+            Convert3DTo2DTransform,
+        )
+
+        axes = tuple(a - 1 for a in config.mirror_axes if a > 0)
+        inner = _transforms(tuple(int(p) for p in patch_size[1:]), config, axes)
+        return ComposeTransforms([Convert3DTo2DTransform(), inner, Convert2DTo3DTransform()])
+    return _transforms(tuple(int(p) for p in patch_size), config, config.mirror_axes)
+
+
+def _spatial(patch: tuple[int, ...], config: AugmentConfig):
     """nnU-Net's spatial transform: rotation, scaling, elastic deformation; pads with label -1."""
     from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
 
@@ -142,26 +176,20 @@ def _intensity() -> list:
     return [RandomTransform(t, apply_probability=p) for t, p in transforms]
 
 
-def build_transforms(patch_size: tuple[int, int, int], config: AugmentConfig):
-    """The per-sample transform pipeline (a batchgeneratorsv2 ``BasicTransform``).
-
-    Call it as ``t(image=img, segmentation=seg)`` with tensors ``"c z y x"``
-    cropped to :func:`initial_patch_size`; it returns a dict with both cropped
-    to ``patch_size``. Padding written by the spatial transform is label 0.
-    """
+def _transforms(patch: tuple[int, ...], config: AugmentConfig, mirror_axes: tuple[int, ...]):
+    """nnU-Net's transform list for a 2D or 3D ``patch`` (spatial axes of the sample)."""
     from batchgeneratorsv2.transforms.spatial.mirroring import MirrorTransform
     from batchgeneratorsv2.transforms.spatial.spatial import SpatialTransform
     from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
     from batchgeneratorsv2.transforms.utils.remove_label import RemoveLabelTransform
 
-    patch = tuple(int(p) for p in patch_size)
     if not config.enabled:
         spatial = SpatialTransform(patch, 0, random_crop=False)
         return ComposeTransforms([spatial, RemoveLabelTransform(-1, 0)])
     t = [_spatial(patch, config)]
     if config.intensity:
         t += _intensity()
-    if config.mirror_axes:
-        t.append(MirrorTransform(allowed_axes=config.mirror_axes))
+    if mirror_axes:
+        t.append(MirrorTransform(allowed_axes=mirror_axes))
     t.append(RemoveLabelTransform(-1, 0))
     return ComposeTransforms(t)

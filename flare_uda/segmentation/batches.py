@@ -35,9 +35,12 @@ class BatchStream(torch.utils.data.IterableDataset):
         transform,
         start: int,
         stop: int,
+        class_weights=None,
     ) -> None:
         self.cases, self.config, self.crop, self.transform = cases, config, crop, transform
         self.start, self.stop = int(start), int(stop)
+        # AdaptiveClassWeights (shared memory) or None: read afresh for every batch
+        self.class_weights = class_weights
 
     def __iter__(self) -> Iterator[Batch]:
         info = torch.utils.data.get_worker_info()
@@ -47,9 +50,10 @@ class BatchStream(torch.utils.data.IterableDataset):
         cfg = self.config
         for it in range(self.start + worker, self.stop, n_workers):
             rng = batch_rng(cfg.seed, it)
+            weights = None if self.class_weights is None else self.class_weights.weights()
             x, y, ann = make_batch(
                 self.cases, cfg.batch_size, self.crop, self.transform,
-                cfg.oversample_foreground, rng,
+                cfg.oversample_foreground, rng, weights,
             )  # fmt: skip
             yield it, x, y, annotated_mask(ann, cfg.num_classes)
 

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from flare_uda._validation import as_triplet, require_choice, require_int
+from flare_uda._validation import as_triplet, require_choice
 from flare_uda.registry import unknown_name_error
 from flare_uda.segmentation.augment import AugmentConfig
 from flare_uda.segmentation.base import HEADS
 from flare_uda.segmentation.networks import NETWORKS, NetworkConfig
+from flare_uda.segmentation.organ_sampling import CLASS_SAMPLINGS
+from flare_uda.segmentation.precision import PRECISIONS
+from flare_uda.segmentation.schedule import OPTIMIZERS
 
 SCHEMES = ("auto", "ct", "zscore", "none")
-OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,28 @@ class TrainConfig:
         Write the ``latest`` checkpoint every this many iterations.
     augment : AugmentConfig
     seed : int
-    optimizer : {"sgd", "adam"}
+    optimizer : {"sgd", "adam", "adamw"}
         ``"sgd"``: the paper's SGD with Nesterov momentum (nnU-Net). ``"adam"``:
         Adam with the same poly decay; on CPU budgets of a few hundred steps SGD
         0.99 still predicts background everywhere on the phantom while Adam
         (lr 0.003-0.01) already segments the large organs (measured, see
-        docs/results.md), so the CPU presets use it.
+        docs/results.md), so the CPU presets use it. ``"adamw"``: AdamW.
+    time_budget_minutes : float or None
+        Wall-clock budget of the training loop: the poly decay follows the
+        elapsed fraction of the budget and the run stops when it is spent (or
+        at ``iterations``, whichever comes first). ``None``: steps only.
+    warmup : float
+        Fraction of the run with a linear learning-rate warm-up from 0.
+    precision : {"auto", "fp32", "bf16"}
+        ``"auto"``: bf16 autocast on CUDA and on CPUs with native bf16, else
+        fp32 (:mod:`~flare_uda.segmentation.precision`).
+    channels_last : bool
+        Network and batches in ``channels_last_3d`` memory format.
+    class_sampling : {"uniform", "adaptive"}
+        How foreground patch centres choose their class: ``"uniform"`` over the
+        classes present (nnU-Net) or ``"adaptive"``, weighted towards the
+        classes with low running Dice on the training batches
+        (:mod:`~flare_uda.segmentation.organ_sampling`).
     """
 
     network: NetworkConfig = field(default_factory=lambda: NETWORKS["small"])
@@ -83,9 +101,25 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
     optimizer: str = "sgd"
+    time_budget_minutes: float | None = None
+    warmup: float = 0.0
+    precision: str = "auto"
+    channels_last: bool = False
+    class_sampling: str = "uniform"
 
     def __post_init__(self) -> None:
         require_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        require_choice(self.precision, PRECISIONS, "precision")
+        require_choice(self.class_sampling, CLASS_SAMPLINGS, "class_sampling")
+        if not isinstance(self.channels_last, bool):
+            raise TypeError(f"channels_last must be a bool, got {self.channels_last!r}")
+        budget = self.time_budget_minutes
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0
+        ):
+            raise ValueError(f"time_budget_minutes must be a number > 0 or None, got {budget!r}")
+        if isinstance(self.warmup, bool) or not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup!r}")
         if not isinstance(self.network, NetworkConfig):
             raise TypeError(f"network must be a NetworkConfig, got {type(self.network).__name__}")
         if not isinstance(self.augment, AugmentConfig):
@@ -98,7 +132,9 @@ class TrainConfig:
         require_choice(self.normalization, SCHEMES, "normalization")
         require_choice(self.head, HEADS, "head")
         for name in ("num_classes", "iterations", "batch_size", "val_every", "checkpoint_every"):
-            require_int(getattr(self, name), name, minimum=1)  # bool is not an int
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if not self.learning_rate > 0:
@@ -130,7 +166,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         """Inverse of :meth:`to_dict`."""
         d = dict(d)
-        d["network"] = NetworkConfig(**d["network"])
+        d["network"] = NetworkConfig.from_dict(d["network"])
         aug = dict(d["augment"])
         aug["scaling"] = tuple(aug["scaling"])
         aug["mirror_axes"] = tuple(aug["mirror_axes"])

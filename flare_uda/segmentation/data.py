@@ -113,8 +113,12 @@ def make_batch(
     transform,
     oversample: float,
     rng: np.random.Generator,
+    class_weights: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, ...]]]:
     """One augmented batch.
+
+    ``class_weights`` (``"k"``) weights the classes that foreground centres
+    are drawn from (:func:`~flare_uda.segmentation.sampling.choose_center`).
 
     Returns
     -------
@@ -127,7 +131,7 @@ def make_batch(
     for i in range(batch_size):
         case = cases[int(rng.integers(len(cases)))]
         fg = forced_foreground(i, batch_size, oversample)
-        center = choose_center(case.label.shape, case.locations, fg, rng)
+        center = choose_center(case.label.shape, case.locations, fg, rng, class_weights)
         img, seg = crop_padded(case.image, case.label, center, crop_size)
         d = transform(image=torch.from_numpy(img), segmentation=torch.from_numpy(seg))
         images.append(d["image"].float())

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from flare_uda._atomic import atomic_path, write_json
+from flare_uda._atomic import load_torch, replace_dir, save_torch, write_json
 from flare_uda.inference.segmenter import SEGMENTERS, SegmentationPlan, Segmenter
 from flare_uda.segmentation.networks import NetworkConfig, Topology, build_network
 
@@ -151,26 +151,33 @@ class NetworkSegmenter(Segmenter):
 
     # ------------------------------------------------------------- persistence
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``plan.json``, ``network.json``, ``weights.pt`` atomically into ``directory``."""
+        """Write ``plan.json``, ``network.json``, ``weights.pt`` into ``directory``, atomically.
+
+        The files go into a new folder beside ``directory``, which then replaces
+        it by renames (:func:`~flare_uda._atomic.replace_dir`): a kill leaves the
+        old model or the new one, never a mix. Other files in ``directory``
+        (e.g. training checkpoints) are kept. Identical networks give
+        byte-identical files.
+        """
         if self.network_config is None or self.topology is None:
             raise ValueError(
                 "save needs network_config and topology to rebuild the network; got a "
                 "NetworkSegmenter built without them"
             )
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "weights.pt") as tmp:
-            torch.save({k: v.detach().cpu() for k, v in self.network.state_dict().items()}, tmp)
-        write_json(
-            out / "network.json",
-            {
-                "architecture": "PlainConvUNet",
-                "config": self.network_config.to_dict(),
-                "strides": [list(s) for s in self.topology.strides],
-                "kernel_sizes": [list(k) for k in self.topology.kernel_sizes],
-            },
-        )
-        write_json(out / "plan.json", self.plan.to_dict())
+        with replace_dir(out, keep_others=True) as new:
+            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+            save_torch(state, new / "weights.pt")
+            write_json(
+                new / "network.json",
+                {
+                    "architecture": "PlainConvUNet",
+                    "config": self.network_config.to_dict(),
+                    "strides": [list(s) for s in self.topology.strides],
+                    "kernel_sizes": [list(k) for k in self.topology.kernel_sizes],
+                },
+            )
+            write_json(new / "plan.json", self.plan.to_dict())
         return out
 
     @classmethod
@@ -194,24 +201,51 @@ class NetworkSegmenter(Segmenter):
             raise FileNotFoundError(
                 f"expected {list(FILES)} in model folder {root}, missing {missing}"
             )
+        plan_d, net_d = (_read_object(root / name) for name in ("plan.json", "network.json"))
         try:
-            plan = SegmentationPlan.from_dict(json.loads((root / "plan.json").read_text()))
-            net_d = json.loads((root / "network.json").read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"model folder {root} holds invalid JSON: {err}") from err
-        config = NetworkConfig.from_dict(net_d["config"])
-        topology = Topology(
-            strides=tuple(tuple(s) for s in net_d["strides"]),
-            kernel_sizes=tuple(tuple(k) for k in net_d["kernel_sizes"]),
-            patch_size=plan.patch_size,
-        )
-        network = build_network(config, topology, plan.in_channels, plan.num_classes)
-        state = torch.load(root / "weights.pt", map_location="cpu", weights_only=True)
+            plan = SegmentationPlan.from_dict(plan_d)
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(
+                f"{root / 'plan.json'} does not hold a segmentation plan: {_reason(err)}"
+            ) from err
+        try:
+            config = NetworkConfig.from_dict(net_d["config"])
+            topology = Topology(
+                strides=tuple(tuple(s) for s in net_d["strides"]),
+                kernel_sizes=tuple(tuple(k) for k in net_d["kernel_sizes"]),
+                patch_size=plan.patch_size,
+            )
+            network = build_network(config, topology, plan.in_channels, plan.num_classes)
+        except (TypeError, ValueError, KeyError, IndexError) as err:
+            raise ValueError(
+                f"{root / 'network.json'} does not describe a network for its plan: expected "
+                f"'config', 'strides' and 'kernel_sizes' that fit, got {_reason(err)}"
+            ) from err
+        state = load_torch(root / "weights.pt", "model weights")
         try:
             network.load_state_dict(state)
-        except RuntimeError as err:
+        except (RuntimeError, TypeError, AttributeError) as err:
             raise ValueError(
-                f"weights in {root} do not fit the network it describes: {err}"
+                f"weights in {root} do not fit the network it describes: "
+                f"{' '.join(str(err).split())}"
             ) from err
         network.eval()
         return cls.from_network(network, plan, config, topology).to(device)
+
+
+def _reason(err: BaseException) -> str:
+    """An exception's message (``KeyError``: the missing key, without extra quotes)."""
+    if isinstance(err, KeyError) and err.args:
+        return f"missing key {err.args[0]!r}"
+    return str(err)
+
+
+def _read_object(path: Path) -> dict:
+    """A JSON object from ``path``; ``ValueError`` naming the file otherwise."""
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(obj).__name__}")
+    return obj

@@ -41,6 +41,13 @@ class NetworkConfig:
         Convolutions per decoder stage.
     deep_supervision : bool
         Return one output per decoder stage (full resolution first) in training.
+    spatial_dims : {3, 2}
+        3: nnU-Net's 3D topology. 2: a slice-wise network, nnU-Net's ``2d``
+        configuration expressed with 3D operations (every kernel ``(1, k, k)``,
+        every stride ``(1, s, s)``): a patch ``(z, y, x)`` is a stack of ``z``
+        slices, so the training loop and every inferer work unchanged. On CPU a
+        ``Conv3d`` with a ``(1, 3, 3)`` kernel runs as fast as the ``Conv2d`` it
+        stands for (``benchmarks/bench_training.py --step-costs``).
     """
 
     base_features: int = 32
@@ -49,8 +56,11 @@ class NetworkConfig:
     n_conv_per_stage: int = 2
     n_conv_per_stage_decoder: int = 2
     deep_supervision: bool = True
+    spatial_dims: int = 3
 
     def __post_init__(self) -> None:
+        if self.spatial_dims not in (2, 3) or isinstance(self.spatial_dims, bool):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims!r}")
         for name in (
             "base_features",
             "max_downsamplings",
@@ -68,6 +78,12 @@ class NetworkConfig:
     def to_dict(self) -> dict:
         """Plain-JSON form."""
         return asdict(self)
+
+    def topology(self, patch_size: tuple, spacing: tuple) -> Topology:
+        """The :class:`Topology` of this network for ``patch_size`` at ``spacing`` (z, y, x)."""
+        if self.spatial_dims == 2:
+            return plan_topology_2d(patch_size, self.max_downsamplings)
+        return plan_topology(patch_size, spacing, self.max_downsamplings)
 
     @classmethod
     def from_dict(cls, d: dict) -> NetworkConfig:
@@ -163,6 +179,50 @@ def plan_topology(
     topo = Topology(strides=strides, kernel_sizes=kernels, patch_size=patch)  # type: ignore[arg-type]
     bad = [p % d for p, d in zip(patch, topo.divisor, strict=True)]
     if any(bad):
+        valid = tuple(int(np.ceil(p / d) * d) for p, d in zip(patch, topo.divisor, strict=True))
+        raise ValueError(
+            f"patch_size {patch} must be divisible by the total stride {topo.divisor} (z, y, x); "
+            f"e.g. {valid}"
+        )
+    return topo
+
+
+def plan_topology_2d(
+    patch_size: tuple[int, int, int],
+    max_downsamplings: int,
+    min_feature_map_size: int = MIN_FEATURE_MAP_SIZE,
+) -> Topology:
+    """A slice-wise topology: ``(1, 3, 3)`` kernels and in-plane ``(1, 2, 2)`` strides.
+
+    nnU-Net's ``2d`` configuration on the same data: as many in-plane poolings
+    as keep the bottleneck at least ``min_feature_map_size`` voxels on both
+    in-plane axes, at most ``max_downsamplings``.
+
+    Raises
+    ------
+    ValueError
+        If the in-plane patch cannot be pooled once or is not divisible by the
+        total stride.
+    """
+    patch = tuple(int(p) for p in patch_size)
+    if len(patch) != 3 or min(patch) < 1:
+        raise ValueError(f"patch_size must be 3 positive ints (z, y, x), got {patch_size}")
+    if max_downsamplings < 1:
+        raise ValueError(f"max_downsamplings must be >= 1, got {max_downsamplings}")
+    n_down = 0
+    while n_down < max_downsamplings and min(patch[1:]) // 2 ** (n_down + 1) >= (
+        min_feature_map_size
+    ):
+        n_down += 1
+    if n_down < 1:
+        raise ValueError(
+            f"patch {patch} is too small to downsample in plane (needs >= "
+            f"{2 * min_feature_map_size} voxels in y and x)"
+        )
+    strides = ((1, 1, 1),) + ((1, 2, 2),) * n_down
+    kernels = ((1, 3, 3),) * (n_down + 1)
+    topo = Topology(strides=strides, kernel_sizes=kernels, patch_size=patch)  # type: ignore[arg-type]
+    if any(p % d for p, d in zip(patch, topo.divisor, strict=True)):
         valid = tuple(int(np.ceil(p / d) * d) for p, d in zip(patch, topo.divisor, strict=True))
         raise ValueError(
             f"patch_size {patch} must be divisible by the total stride {topo.divisor} (z, y, x); "

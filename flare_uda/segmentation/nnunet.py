@@ -209,10 +209,18 @@ class NnUNetSegmenter(Segmenter):
             verbose=False,
             allow_tqdm=False,
         )
-        predictor.initialize_from_trained_model_folder(str(folder), (fold,), checkpoint)
-        plan = plan_from_nnunet(
-            predictor.plans_manager, predictor.configuration_manager, predictor.dataset_json
-        )
+        try:
+            predictor.initialize_from_trained_model_folder(str(folder), (fold,), checkpoint)
+            plan = plan_from_nnunet(
+                predictor.plans_manager, predictor.configuration_manager, predictor.dataset_json
+            )
+        except Exception as err:  # json, pickle, zip, KeyError of a damaged or foreign folder
+            reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+            raise ValueError(
+                f"could not load the nnU-Net model folder {folder} (fold {fold}, {checkpoint}): "
+                f"expected plans.json, dataset.json and a checkpoint written by nnU-Net v2, "
+                f"got '{reason}'"
+            ) from err
         forward = list(predictor.plans_manager.transpose_forward)
         self._forward = [0, 1] + [2 + i for i in forward]
         self._backward = [0, 1] + [2 + i for i in predictor.plans_manager.transpose_backward]

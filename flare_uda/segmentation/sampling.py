@@ -45,14 +45,27 @@ def choose_center(
     locations: dict[int, np.ndarray],
     foreground: bool,
     rng: np.random.Generator,
+    class_weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """A patch centre (z, y, x): on a random present class's voxel, or uniform.
+    """A patch centre (z, y, x): on a voxel of a present class, or uniform.
 
-    Falls back to uniform only when the case holds no foreground at all (then
-    there is nothing to oversample; nnU-Net does the same).
+    Parameters
+    ----------
+    class_weights : np.ndarray, "k", optional
+        Relative weight of each class when a foreground centre is drawn
+        (:mod:`.organ_sampling`); ``None``: every present class equally
+        likely (nnU-Net).
+
+    A case without any foreground gets a uniform centre (there is nothing to
+    oversample; nnU-Net does the same).
     """
     if foreground and locations:
-        cls = rng.choice(sorted(locations))
+        classes = sorted(locations)
+        if class_weights is None:
+            cls = rng.choice(classes)
+        else:
+            w = np.asarray([float(class_weights[c]) for c in classes])
+            cls = classes[int(rng.choice(len(classes), p=w / w.sum()))]
         locs = locations[int(cls)]
         return locs[rng.integers(len(locs))].copy()
     return np.array([rng.integers(s) for s in shape])

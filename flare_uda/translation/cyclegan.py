@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flare_uda._atomic import atomic_path
+from flare_uda._atomic import load_torch, save_torch
 from flare_uda.translation.apply import translate_patches, translate_slices
 from flare_uda.translation.base import DIRECTIONS, TRANSLATORS, Translator
 from flare_uda.translation.config import PRESETS, CycleGANConfig
@@ -102,14 +102,13 @@ class CycleGAN(Translator):
 
     # ------------------------------------------------------------ storage
     def _save_state(self, directory: Path) -> None:
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            torch.save({k: v.state_dict() for k, v in self.networks_.items()}, tmp)
+        save_torch({k: v.state_dict() for k, v in self.networks_.items()}, directory / WEIGHTS_FILE)
 
     def _load_state(self, directory: Path) -> None:
         path = directory / WEIGHTS_FILE
         if not path.exists():
             raise ValueError(f"{directory} is not a saved translator: {WEIGHTS_FILE} is missing")
-        states = torch.load(path, map_location=self._torch_device(), weights_only=True)
+        states = load_torch(path, "translator weights", self._torch_device())
         self.networks_ = load_networks(self._build(), states, self.config, path)
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from flare_uda._atomic import atomic_path
+from flare_uda._atomic import load_torch, save_torch
 from flare_uda.translation.config import CycleGANConfig
 from flare_uda.translation.losses import (
     cycle_loss,
@@ -153,7 +153,7 @@ class _Training:
 
     def resume(self, path: Path, config: CycleGANConfig, device: torch.device) -> int:
         """Load the checkpoint at ``path`` (made with ``config``); its iteration."""
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = load_torch(path, "translator checkpoint", device)
         check_resumable(state["config"], config, path)
         for name, net in self.nets.items():
             net.load_state_dict(state["nets"][name])
@@ -181,8 +181,7 @@ class _Training:
             "history": self.history,
         }
         path = Path(work_dir) / f"checkpoint_{iteration:08d}.pt"
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_torch(state, path)
         for old in Path(work_dir).glob(CHECKPOINT_GLOB):
             if old != path:
                 old.unlink()

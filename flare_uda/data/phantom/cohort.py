@@ -9,12 +9,11 @@ the same MR subject scanned twice. Cohorts give every case its own seed.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from flare_uda._atomic import replace_dir
 from flare_uda.data.datasets import write_dataset
 from flare_uda.data.labels import NUM_ORGANS
 from flare_uda.data.phantom.acquisition import ct_image, mr_image, sample_acquisition
@@ -179,9 +178,10 @@ def write_cohort(
     """Write the cohort as two nnU-Net raw datasets, ``out_dir/ct`` and ``out_dir/mr``.
 
     Each dataset gets ``dataset.json`` and ``manifest.json`` (modality,
-    sequence, annotated organs per case). Both are written into a temporary
-    folder first and renamed into place, so a killed run leaves nothing half
-    written. Existing ``ct``/``mr`` folders are replaced only with ``overwrite``.
+    sequence, annotated organs per case). Both are written into new folders
+    beside the targets, then renamed into place (:func:`~flare_uda._atomic.replace_dir`),
+    so a killed run leaves the old datasets or the new ones, never a half-written
+    or a deleted one. Existing ``ct``/``mr`` folders are replaced only with ``overwrite``.
 
     Returns
     -------
@@ -200,14 +200,7 @@ def write_cohort(
     ct_cases, mr_cases = generate_cohort(
         preset, n_ct, n_mr, seed, lesion=lesion, executor=executor, progress=progress
     )
-    tmp = out / f".phantom-{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        write_dataset(ct_cases, tmp / "ct", progress=progress)
-        write_dataset(mr_cases, tmp / "mr", progress=progress)
-        for t in targets:
-            if t.exists():
-                shutil.rmtree(t)
-            os.replace(tmp / t.name, t)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with replace_dir(targets[0]) as ct_dir, replace_dir(targets[1]) as mr_dir:
+        write_dataset(ct_cases, ct_dir, progress=progress)
+        write_dataset(mr_cases, mr_dir, progress=progress)
     return targets

@@ -95,7 +95,8 @@ def ranking_stage(config, inputs) -> RankSubDomains:
 def choose_subdomains(prepared: Prepared, runner: Runner) -> dict:
     """Run the ranking (when MDM is part of the run); the ranking, or why there is none."""
     config = prepared.config
-    stages = walk(prepared.finals(replace(config, mdm=replace(config.mdm, better="a", worse="b"))))
+    placeholder = replace(config, mdm=replace(config.mdm, better="a", worse="b"))
+    stages = walk(prepared.finals(placeholder).values())
     if not any(isinstance(s, MDM) for s in stages):
         return {"better": CLUSTERS[0], "worse": CLUSTERS[1], "note": "no setting runs MDM"}
     stage = ranking_stage(config, prepared.inputs)

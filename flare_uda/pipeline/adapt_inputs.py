@@ -233,7 +233,7 @@ def prepare(
     for option, args in folders.items():
         for arg in args:
             if not arg.path.is_dir():
-                raise AdaptArgumentError(f"expected a folder, got {arg.path} ({option})", option)
+                raise AdaptArgumentError(f"expected a folder, got {arg.path}", option)
     resolved = resolve_config(config, preset)
     out = Path(out)
     named = [(o, a.path) for o, args in folders.items() for a in args]

@@ -105,7 +105,7 @@ def case_features(cases: Sequence[Case], executor=None) -> dict[str, dict[str, f
     from flare_uda.executor import get_executor
 
     images = [c.image for c in cases]
-    values = get_executor(executor).map(appearance_features, images, desc="appearance")
+    values = get_executor(executor, progress=False).map(appearance_features, images)
     return {c.case_id: v for c, v in zip(cases, values, strict=True)}
 
 

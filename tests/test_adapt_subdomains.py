@@ -167,3 +167,21 @@ def test_adapt_auto_reports_the_clusters_and_the_choice(tmp_path):
     assert {"subdomains", "train_probe", "predict_probe", "mdm", "train_final"} <= stages
     mdm = next((out / "stages").glob("mdm-*"))
     assert json.loads((mdm / "DONE.json").read_text())["transfers"]  # MDM ran on the clusters
+
+
+def test_dicom_targets_take_their_sequence_from_the_headers(tmp_path):
+    from io_support import write_dicom_series
+
+    from flare_uda.data.user_data import read_target
+
+    _, mr = generate_cohort("tiny", 0, 2, 0)
+    descriptions = {"mr_t1_000": "t1_vibe_opp", "mr_t2_000": "T2 HASTE tra"}
+    for case in mr:
+        tags = {"0008|0060": "MR", "0008|103e": descriptions[case.case_id]}
+        image = case.image
+        write_dicom_series(
+            tmp_path / case.case_id, image.array, image.spacing, image.origin, tags=tags
+        )
+    cases, report = read_target(tmp_path)
+    assert {c.case_id: c.sequence for c in cases} == {"mr_t1_000": "T1", "mr_t2_000": "T2"}
+    assert report.layout == "plain" and report.cases == ["mr_t1_000", "mr_t2_000"]

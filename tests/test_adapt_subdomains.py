@@ -18,6 +18,7 @@ from flare_uda.pipeline.subdomains import (
     SubDomainOptions,
     case_features,
     cluster_cases,
+    group_weights,
     implausibility,
     rank_clusters,
 )
@@ -35,13 +36,49 @@ def test_auto_clusters_recover_t1_and_t2_on_the_phantom(preset, n_mr, seed):
     assert clusters[min(clusters)] == "auto1"  # named after the first case id
 
 
+def test_the_group_that_splits_the_cohort_cleanly_weighs_most():
+    rng = np.random.default_rng(0)
+    noise = np.r_[rng.normal(0, 0.1, 5), rng.normal(3, 0.1, 5)]  # two tight clusters
+    features = {
+        f"c{i}": {
+            "noise": noise[i],
+            "texture": rng.normal(),
+            **dict.fromkeys(("q25", "q99", "skewness", "cv"), 0.0),
+        }
+        | {"q25": rng.normal()}
+        for i in range(10)
+    }
+    weights = group_weights(features)
+    assert weights["noise"] > 5 * max(weights["texture"], weights["histogram"])
+    clusters = cluster_cases(features)
+    assert {clusters[f"c{i}"] for i in range(5)} == {"auto1"}
+    assert {clusters[f"c{i}"] for i in range(5, 10)} == {"auto2"}
+    assert group_weights(features, SubDomainOptions({"noise": 0.0}))["noise"] == 0.0
+
+
+@pytest.mark.realdata
+def test_auto_splits_the_shared_real_mr_by_scanner_sequence(shared_data, tmp_path):
+    from flare_uda.data.user_data import read_target
+
+    for name in (
+        "totalseg_mr_sm_image.nii.gz",
+        *[f"chaos_t2_{n}_image.nii.gz" for n in (1, 2, 3, 5, 8)],
+    ):
+        found = next(shared_data.glob(f"mr/**/{name}"))
+        (tmp_path / name).symlink_to(found)
+    cases, _ = read_target(tmp_path)
+    clusters = cluster_cases(case_features(cases))
+    assert clusters["totalseg_mr_sm"] != clusters["chaos_t2_1"]
+    assert len({clusters[f"chaos_t2_{n}"] for n in (1, 2, 3, 5, 8)}) == 1
+
+
 def test_clusters_need_two_cases_and_valid_weights():
     with pytest.raises(ValueError, match="needs at least two target cases to split, got 1"):
         cluster_cases({"a": dict.fromkeys(("noise", "texture"), 0.0)})
     with pytest.raises(ValueError, match="weights must map feature groups"):
         SubDomainOptions({"colour": 1.0})
     with pytest.raises(ValueError, match="not all 0"):
-        SubDomainOptions({"noise": 0.0})
+        SubDomainOptions({"noise": 0.0, "texture": 0, "histogram": 0})
 
 
 def blob(shape, box, value=1, spacing=(1.0, 1.0, 1.0)) -> Volume:
@@ -162,6 +199,7 @@ def test_adapt_auto_reports_the_clusters_and_the_choice(tmp_path):
     assert f"sub-domains: {chosen['better']} better" in res.output
     report = (out / "report.md").read_text()
     assert f"**Chosen:** `{chosen['better']}` is the better domain" in report
+    assert "group weights, by how cleanly each splits the scans: noise" in report
     assert "(subdomains.png)" in report and (out / "subdomains.png").is_file()
     stages = {p.name.split("-")[0] for p in (out / "stages").iterdir()}
     assert {"subdomains", "train_probe", "predict_probe", "mdm", "train_final"} <= stages

@@ -32,6 +32,10 @@ ARGS = {
         *("--preset", "tiny", "--ct", "{data}/ct", "--mr", "{data}/mr"),
         *("--mr-test", "{data}/mr_test", "--config", "{data}/only_ct.yaml", "--out", "{out}"),
     ],
+    "adapt_shared_data.py": [
+        *("--data", "{shared}", "--preset", "tiny", "--settings", "asit_mdm_plf"),
+        *("--device", "cpu", "--out", "{out}"),
+    ],
     "real_ct_to_mri.py": [
         *("--data", "{shared}", "--preset", "tiny", "--settings", "only_ct"),
         *("--iterations", "1", "--out", "{out}"),
@@ -104,3 +108,14 @@ def test_reproduce_paper_on_dataset_folders(tmp_path):
 def test_real_ct_to_mri(tmp_path, shared_data):
     run_example("real_ct_to_mri.py", tmp_path, shared=shared_data)
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow  # the ASIT translation of the full-size real CT: minutes on 2 cores
+def test_adapt_shared_data(tmp_path, shared_data):
+    printed = run_example("adapt_shared_data.py", tmp_path, shared=shared_data)
+    assert printed.startswith("flare-uda adapt --source ") and "model: " in printed
+    out = tmp_path / "out"
+    assert (out / "model" / "weights.pt").is_file() and (out / "report.md").is_file()
+    assert len(list((out / "labels").glob("*.nii.gz"))) == 6
+    assert (tmp_path / "out_inputs" / "ct_total" / "totalseg_ct_dicom").is_symlink()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from flare_uda._atomic import write_json
+from flare_uda._atomic import replace_dir, write_json
 from flare_uda.data.io import write_volume
 from flare_uda.metrics import MetricRow
 from flare_uda.pipeline.adapt_inputs import METHOD, Prepared, prepare
@@ -109,8 +109,10 @@ def choose_subdomains(prepared: Prepared, runner: Runner) -> dict:
 
 
 def _write_labels(labels: Mapping[str, Volume], folder: Path) -> None:
-    for case_id, label in labels.items():
-        write_volume(label, folder / f"{case_id}.nii.gz", is_label=True)
+    """``folder/{case}.nii.gz`` per label, swapped in whole (no earlier run's file stays)."""
+    with replace_dir(folder) as new:
+        for case_id, label in labels.items():
+            write_volume(label, new / f"{case_id}.nii.gz", is_label=True)
 
 
 def run_prepared(prepared: Prepared, device: str = "auto", progress: bool = True) -> AdaptResult:
@@ -132,7 +134,7 @@ def run_prepared(prepared: Prepared, device: str = "auto", progress: bool = True
     config, subdomains = prepared.config, None
     if prepared.auto:
         ranking = choose_subdomains(prepared, runner)
-        subdomains = {"features": prepared.features, **ranking}
+        subdomains = {"features": prepared.features, "weights": prepared.weights, **ranking}
         write_json(out / "subdomains.json", subdomains)
         mdm = replace(config.mdm, better=ranking["better"], worse=ranking["worse"])
         config = replace(config, mdm=mdm)

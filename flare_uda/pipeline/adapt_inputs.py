@@ -40,7 +40,13 @@ from flare_uda.pipeline.sequences import (
 )
 from flare_uda.pipeline.settings import SETTINGS, Inputs
 from flare_uda.pipeline.stages import Cases, Predict
-from flare_uda.pipeline.subdomains import CLUSTERS, SubDomainOptions, case_features, cluster_cases
+from flare_uda.pipeline.subdomains import (
+    CLUSTERS,
+    SubDomainOptions,
+    case_features,
+    cluster_cases,
+    group_weights,
+)
 from flare_uda.volume import Case
 
 METHOD = "asit_mdm_plf"
@@ -68,6 +74,7 @@ class Prepared:
     folders: list[FolderReport]
     sequences: str
     features: dict[str, dict[str, float]] | None = None
+    weights: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -162,7 +169,8 @@ def _sequences(target: list[Case], sequences: Any, options: SubDomainOptions | N
         return target, "read from DICOM headers and flare_uda manifests", None
     if isinstance(sequences, str) and sequences == AUTO:
         features = case_features(target)
-        return with_sequences(target, cluster_cases(features, options)), AUTO, features
+        clusters = cluster_cases(features, options)
+        return with_sequences(target, clusters), "found by clustering (--sequences auto)", features
     if isinstance(sequences, Mapping):
         names = {str(k): str(v) for k, v in sequences.items()}
         return with_sequences(target, names), "given", None
@@ -264,6 +272,7 @@ def prepare(
         folders=reports,
         sequences=origin,
         features=features,
+        weights=None if features is None else group_weights(features, subdomains),
         notes=notes,
     )
     _check_graph(prepared)

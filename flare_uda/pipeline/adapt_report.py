@@ -114,10 +114,13 @@ def _subdomains(prepared, subdomains: dict | None) -> list[str]:
         better, worse = prepared.config.mdm.better, prepared.config.mdm.worse
         return lines + ["", f"MDM moves `{better}` labels onto `{worse}` cases.", ""]
     clusters = subdomains.get("clusters", {})
+    weights = ", ".join(f"{g} {w:.2g}" for g, w in (subdomains.get("weights") or {}).items())
     lines += [
-        "Clusters of the target scans' appearance (noise floor, texture, histogram shape); "
-        "ranked by pseudo-label stability (eq. 7 over two rounds, lower is better) and "
-        "plausibility (organ volumes against the CT labels, lower is better).",
+        "",
+        "Clusters of the target scans' appearance (group weights, by how cleanly each "
+        f"splits the scans: {weights}); ranked by pseudo-label stability (eq. 7 over two "
+        "rounds, lower is better) and plausibility (organ volumes against the CT labels, "
+        "lower is better).",
         "",
         "| cluster | cases | eq. 7 (median) | implausibility (median) | ranks |",
         "|---|---|---|---|---|",

@@ -3,8 +3,9 @@
 Two steps, so that the clusters can key the stage cache like sequence names do:
 
 1. :func:`cluster_cases`, before any stage: the appearance statistics of every
-   target scan (:mod:`flare_uda.data.appearance`), z-scored over the cohort and
-   weighted by group (noise, texture, histogram shape), split in two by Ward's
+   target scan (:mod:`flare_uda.data.appearance`), z-scored over the cohort,
+   each group (noise, texture, histogram shape) weighted by how cleanly it alone
+   splits the cohort in two (:func:`group_weights`), split in two by Ward's
    hierarchical clustering (deterministic). The clusters become the cases'
    sequences, ``auto1`` and ``auto2`` (``auto1`` holds the first case id).
 2. :class:`RankSubDomains`, a stage: which cluster is the "better" MDM domain.
@@ -15,10 +16,14 @@ Two steps, so that the clusters can key the stage cache like sequence names do:
    median over its cases of each; the clusters are ranked by each criterion
    and the lower sum of ranks wins (ties: stability, then plausibility).
 
-On the phantom, noise and texture separate T1 from T2 (Fisher ratios 18-32 and
-5-19 over 36 cases), the histogram shape hardly does (<= 4), hence the default
-group weights 1, 1 and 0.5: 78 of 80 phantom cohorts (tiny and quick presets,
-4 or 8 cases) split exactly into T1 and T2.
+No fixed weighting fits all data: on the phantom the noise floor separates T1
+from T2 (Fisher ratio 18-32 over 36 cases) and the histogram shape hardly does
+(<= 4); on the shared real MR it is the other way round (TotalSegmentator's
+T1-like scan against CHAOS T2 has a far lower q25 and skewness, while the
+CHAOS noise floors spread widely). Weighting each group by its own Dunn index
+splits 78 of 80 phantom cohorts (tiny and quick presets, 4 or 8 cases) exactly
+into T1 and T2 and the shared real MR into TotalSegmentator vs CHAOS; fixed
+weights (1, 1, 0.5) also split 78 phantom cohorts but not the real MR.
 """
 
 from __future__ import annotations
@@ -42,14 +47,19 @@ PLAUSIBLE_RATIO = (0.05, 20.0)
 
 @dataclass(frozen=True)
 class SubDomainOptions:
-    """How ``--sequences auto`` clusters (group weights of the appearance statistics)."""
+    """How ``--sequences auto`` clusters: prior weights of the appearance groups.
+
+    Each group's weight in the clustering is its prior (1 for groups left out)
+    times how cleanly it alone splits the cohort in two (:func:`group_weights`).
+    """
 
     weights: dict[str, float] = field(
-        default_factory=lambda: {"noise": 1.0, "texture": 1.0, "histogram": 0.5}
+        default_factory=lambda: {"noise": 1.0, "texture": 1.0, "histogram": 1.0}
     )
 
     def __post_init__(self) -> None:
-        weights = {str(k): float(v) for k, v in dict(self.weights).items()}
+        weights = dict.fromkeys(FEATURE_GROUPS, 1.0)
+        weights.update({str(k): float(v) for k, v in dict(self.weights).items()})
         unknown = sorted(set(weights) - set(FEATURE_GROUPS))
         if unknown or any(not w >= 0 for w in weights.values()) or not any(weights.values()):
             raise ValueError(
@@ -59,41 +69,75 @@ class SubDomainOptions:
         object.__setattr__(self, "weights", weights)
 
 
-def weighted_features(features: Mapping[str, Mapping[str, float]], options: SubDomainOptions):
-    """(case ids, "n f" array): z-scored statistics, each group scaled to its weight.
+def _ward_split(z: np.ndarray) -> np.ndarray:
+    """Cluster numbers (1 or 2) of Ward's two-cluster cut of the rows of ``z`` ("n f")."""
+    from scipy.cluster.hierarchy import fcluster, linkage
 
-    A group of ``k`` statistics counts ``weight / sqrt(k)`` per statistic, so that its
-    share of the squared distance is the same whatever ``k``.
-    """
+    groups = fcluster(linkage(z, method="ward"), 2, criterion="maxclust")
+    if len(set(groups)) < 2:  # identical rows: split by order, never one cluster
+        groups = np.array([1] * (len(z) // 2) + [2] * (len(z) - len(z) // 2))
+    return groups
+
+
+def dunn_index(z: np.ndarray, groups: np.ndarray) -> float:
+    """Nearest distance between the two clusters over the widest cluster's diameter."""
+    from scipy.spatial.distance import cdist, pdist
+
+    a, b = z[groups == 1], z[groups == 2]
+    between = float(cdist(a, b).min())
+    within = max(float(pdist(c).max()) if len(c) > 1 else 0.0 for c in (a, b))
+    return between / max(within, between * 1e-3, 1e-12)
+
+
+def _standardized(features: Mapping[str, Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
     ids = list(features)
     table = np.array([[features[c][f] for f in FEATURES] for c in ids], dtype=float)
-    z = (table - table.mean(axis=0)) / np.where(table.std(axis=0) > 0, table.std(axis=0), 1.0)
-    scale = []
+    std = table.std(axis=0)
+    return ids, (table - table.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+def group_weights(
+    features: Mapping[str, Mapping[str, float]], options: SubDomainOptions | None = None
+) -> dict[str, float]:
+    """Each group's weight: its prior times the Dunn index of its own two-cluster split.
+
+    A group that splits the cohort cleanly in two (a gap between two tight
+    clusters) counts; one whose values spread evenly hardly does. On the phantom
+    that is the noise floor (T2 is noisier), on the shared real MR the histogram
+    shape (CHAOS T2 against TotalSegmentator's T1-like scan).
+    """
+    options = options or SubDomainOptions()
+    _, z = _standardized(features)
+    out = {}
     for group, names in FEATURE_GROUPS.items():
-        scale += [options.weights.get(group, 0.0) / math.sqrt(len(names))] * len(names)
-    return ids, z * np.asarray(scale)
+        zz = z[:, [FEATURES.index(n) for n in names]]
+        prior = options.weights.get(group, 0.0)
+        out[group] = prior * dunn_index(zz, _ward_split(zz)) if prior else 0.0
+    return out
 
 
 def cluster_cases(
     features: Mapping[str, Mapping[str, float]], options: SubDomainOptions | None = None
 ) -> dict[str, str]:
-    """Case id -> ``auto1``/``auto2``: Ward clustering of the weighted statistics.
+    """Case id -> ``auto1``/``auto2``: Ward clustering of the statistics, groups weighted.
+
+    Statistics are z-scored over the cohort; a group of ``k`` statistics counts
+    ``weight / sqrt(k)`` per statistic (:func:`group_weights`), so that its share
+    of the squared distance does not grow with ``k``.
 
     Raises
     ------
     ValueError
         With fewer than two cases.
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-
     if len(features) < 2:
         raise ValueError(
             f"--sequences auto needs at least two target cases to split, got {len(features)}"
         )
-    ids, z = weighted_features(features, options or SubDomainOptions())
-    groups = fcluster(linkage(z, method="ward"), 2, criterion="maxclust")
-    if len(set(groups)) < 2:  # identical statistics: split by order, never one cluster
-        groups = np.array([1] * (len(ids) // 2) + [2] * (len(ids) - len(ids) // 2))
+    weights = group_weights(features, options)
+    ids, z = _standardized(features)
+    scale = [weights[g] / math.sqrt(len(n)) for g, n in FEATURE_GROUPS.items() for _ in n]
+    groups = _ward_split(z * np.asarray(scale))
     first = groups[ids.index(min(ids))]
     return {
         cid: CLUSTERS[0] if g == first else CLUSTERS[1] for cid, g in zip(ids, groups, strict=True)

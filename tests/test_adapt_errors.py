@@ -189,3 +189,27 @@ def test_the_api_raises_the_same_errors(user):
     assert err.value.option == "--out"
     with pytest.raises(ValueError, match="looks like CT, not MRI"):
         prepare(user["ct_nnunet"], user["ct_plain"], out=user["mr"].parent / "r", preset="tiny")
+
+
+def test_a_sequence_dict_is_checked_like_a_file(user):
+    out = user["mr"].parent / "r"
+    sources = [user["ct_nnunet"], f"{user['ct_plain']}:amos"]
+    with pytest.raises(AdaptArgumentError, match="1 have none: \\['mr_t2_001'\\]") as err:
+        names = {"mr_t1_000": "T1", "mr_t1_001": "T1", "mr_t2_000": "T2"}
+        prepare(sources, user["mr"], out=out, sequences=names, preset="tiny")
+    assert err.value.option == "--sequences"
+    names = {"mr_t1_000": "T1", "mr_t1_001": "T1", "mr_t2_000": "T2", "mr_t2_001": "T2"}
+    prepared = prepare(sources, user["mr"], out=out, sequences=names, preset="tiny")
+    assert [c.sequence for c in prepared.inputs.mr.cases] == ["T1", "T1", "T2", "T2"]
+    assert prepared.settings == ("asit_mdm_plf",) and not (out / "stages").exists()
+
+
+def test_a_bad_config_or_preset_is_a_usage_error(user, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("self_training: {rounds: 1}\n")
+    fails(args(user, "--config", str(bad)), 2, "Invalid value for --config", "rounds must be")
+    bad.write_text("mdm: {registrar: {name: torch, options: {shrink_factor: [4]}}}\n")
+    fails(args(user, "--config", str(bad)), 2, "Did you mean 'shrink_factors'")
+    argv = args(user)
+    argv[argv.index("--preset") + 1] = "quik"
+    fails(argv, 2, "unknown pipeline preset 'quik'. Did you mean 'quick'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from flare_uda.cli import _checks
+from flare_uda.cli._options import device_option, quiet_option
 
 
 @click.command(name="adapt")
@@ -28,7 +29,7 @@ from flare_uda.cli import _checks
     "--preset",
     default="quick",
     show_default=True,
-    help="Pipeline preset: tiny (seconds, a smoke test), quick, cpu, paper (GPU).",
+    help="A pipeline preset by name: tiny (a smoke test), quick, cpu, paper (GPU), ...",
 )
 @click.option(
     "--config",
@@ -46,13 +47,8 @@ from flare_uda.cli import _checks
     help="Labels of some target cases (DIR or DIR:MAP): every setting of the config's "
     "ablation is then run and scored on them.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="Where networks train and run: auto (CUDA when available), cpu, cuda.",
-)
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@device_option
+@quiet_option
 def command(
     sources: tuple[str, ...],
     target: str,
@@ -89,8 +85,6 @@ def command(
         raise click.UsageError(str(err)) from err
     except PluginLoadError as err:
         raise click.ClickException(str(err)) from err
-    except (KeyError, TypeError) as err:  # the --config's content
-        raise click.UsageError(str(err.args[0] if err.args else err)) from err
     result = run_prepared(prepared, device=device, progress=not quiet)
     click.echo(f"model: {result.model_dir}")
     click.echo(f"labels: {result.run_dir / 'labels'} ({len(result.labels)} cases)")

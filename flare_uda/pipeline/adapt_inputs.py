@@ -36,6 +36,7 @@ from flare_uda.pipeline.sequences import (
     SequenceError,
     check_sequences,
     read_sequence_map,
+    sequence_map,
     with_sequences,
 )
 from flare_uda.pipeline.settings import SETTINGS, Inputs
@@ -88,21 +89,34 @@ class Prepared:
 
 
 def resolve_config(config: Any, preset: str) -> UDAConfig:
-    """A :class:`UDAConfig` from a config, a YAML path or a dict (updating ``preset``), or None."""
+    """A :class:`UDAConfig`: ``config`` itself, or a YAML path or dict updating ``preset``.
+
+    Raises
+    ------
+    AdaptArgumentError
+        An unknown preset (``--preset``), or a config file or dict whose sections,
+        names or values are wrong (``--config``), before any work.
+    TypeError
+        ``config`` of another type.
+    """
     from flare_uda.pipeline.presets import get_preset
 
-    base = get_preset(preset)
-    if config is None:
-        return base
-    if isinstance(config, UDAConfig):
-        return config
-    if isinstance(config, Mapping):
-        return UDAConfig.from_dict(dict(config), base=base)
-    if isinstance(config, (str, os.PathLike)):
+    if config is not None and not isinstance(config, (UDAConfig, Mapping, str, os.PathLike)):
+        raise TypeError(
+            f"config must be a UDAConfig, a YAML path, a dict or None, got {type(config).__name__}"
+        )
+    try:
+        base = get_preset(preset)
+    except KeyError as err:
+        raise AdaptArgumentError(str(err), "--preset") from None
+    if config is None or isinstance(config, UDAConfig):
+        return config or base
+    try:
+        if isinstance(config, Mapping):
+            return UDAConfig.from_dict(dict(config), base=base)
         return UDAConfig.from_yaml(config, base=base)
-    raise TypeError(
-        f"config must be a UDAConfig, a YAML path, a dict or None, got {type(config).__name__}"
-    )
+    except (KeyError, ValueError, TypeError) as err:
+        raise AdaptArgumentError(str(err.args[0] if err.args else err), "--config") from None
 
 
 def check_out(out: Path, inputs: Sequence[tuple[str, Path]], config_path: Path | None, text: str):
@@ -171,14 +185,15 @@ def _sequences(target: list[Case], sequences: Any, options: SubDomainOptions | N
         features = case_features(target)
         clusters = cluster_cases(features, options)
         return with_sequences(target, clusters), "found by clustering (--sequences auto)", features
-    if isinstance(sequences, Mapping):
-        names = {str(k): str(v) for k, v in sequences.items()}
-        return with_sequences(target, names), "given", None
+    ids = [c.case_id for c in target]
     try:
-        names = read_sequence_map(sequences, [c.case_id for c in target])
+        if isinstance(sequences, Mapping):
+            names, origin = sequence_map(sequences, ids, "sequences"), "given"
+        else:
+            names, origin = read_sequence_map(sequences, ids), f"in {sequences}"
     except SequenceError as err:
         raise AdaptArgumentError(str(err), "--sequences") from None
-    return with_sequences(target, names), f"in {sequences}", None
+    return with_sequences(target, names), origin, None
 
 
 def _check_graph(prepared: Prepared) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,8 +66,7 @@ def read_sequence_map(path: str | os.PathLike, case_ids: Sequence[str]) -> dict[
     Raises
     ------
     SequenceError
-        Unreadable or malformed file, an empty name, a case listed twice, a case id
-        that is not a target case (with the closest one), or a target case left out.
+        Unreadable or malformed file, or entries :func:`sequence_map` refuses.
     """
     path = Path(path)
     if not path.is_file():
@@ -77,23 +76,38 @@ def read_sequence_map(path: str | os.PathLike, case_ids: Sequence[str]) -> dict[
         rows = _rows_json(text, path) if text.lstrip()[:1] in "{[" else _rows_csv(text, path)
     except (json.JSONDecodeError, UnicodeDecodeError, IndexError) as err:
         raise SequenceError(f"{path}: expected CSV or JSON text, got {err}") from err
+    return sequence_map(rows, case_ids, str(path))
+
+
+def sequence_map(
+    rows: Sequence[tuple[str, object]] | Mapping[str, object], case_ids: Sequence[str], where: str
+) -> dict[str, str]:
+    """``(case, sequence)`` rows (or a mapping) checked against the target's ``case_ids``.
+
+    Raises
+    ------
+    SequenceError
+        An empty name, a case listed twice, a case id that is not a target case
+        (with the closest one), or a target case left out.
+    """
+    rows = list(rows.items()) if isinstance(rows, Mapping) else list(rows)
     out: dict[str, str] = {}
     for case_id, name in rows:
         if not isinstance(name, str) or not name.strip() or not case_id:
             raise SequenceError(
-                f"{path}: expected a case id and a sequence name per entry, got "
+                f"{where}: expected a case id and a sequence name per entry, got "
                 f"{case_id!r}: {name!r}"
             )
         if case_id in out:
-            raise SequenceError(f"{path}: case {case_id!r} is listed twice")
+            raise SequenceError(f"{where}: case {case_id!r} is listed twice")
         if case_id not in case_ids:
-            err = unknown_name_error("target case", case_id, list(case_ids))
-            raise SequenceError(f"{path}: {err}")
-        out[case_id] = name.strip()
+            err = unknown_name_error("target case", str(case_id), list(case_ids))
+            raise SequenceError(f"{where}: {err}")
+        out[str(case_id)] = name.strip()
     left = [c for c in case_ids if c not in out]
     if left:
         raise SequenceError(
-            f"{path}: expected a sequence for every target case, {len(left)} have none: {left[:5]}"
+            f"{where}: expected a sequence for every target case, {len(left)} have none: {left[:5]}"
         )
     return out
 

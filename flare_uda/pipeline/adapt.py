@@ -83,7 +83,11 @@ class AdaptResult:
 
 def ranking_stage(config, inputs) -> RankSubDomains:
     """The stage ranking the ``auto`` clusters: ASIT pseudo-labels (the method's own stages,
-    shared through the cache) and a probe model's, trained on them."""
+    shared through the cache) and a probe model's, trained on them.
+
+    The probe trains from scratch even with ``warm_start``: started from the ASIT
+    model, it would begin from the very labels its own are compared with (eq. 7).
+    """
     translate, model = translated_model(config, inputs, config.translation, "asit")
     first = Predict("pseudo_asit", model, inputs.mr, config.inference, space=translate)
     pseudo = WithLabels("mr_pseudo", inputs.mr, first)

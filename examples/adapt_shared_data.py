@@ -19,6 +19,8 @@ Run:
     .venv/bin/python examples/adapt_shared_data.py [--data ../shared/data] \\
         [--out runs/real_adapt] [--preset quick] [--config recipe.yaml] \\
         [--settings only_ct,asit,asit_mdm,asit_mdm_plf] [--device auto]
+    (--settings applies over --config's ablation; INPUTS/settings.yaml is the
+    config the command runs with, the recipe's sections and the settings)
     (--preset tiny: a smoke test of a few minutes on 2 CPU cores)
 """
 
@@ -53,6 +55,8 @@ VIEWS = {  # folder -> {link name: path in the data folder}
         for n in (1, 2, 3, 5, 8)
     },
 }
+SETTINGS = ("only_ct", "asit", "asit_mdm", "asit_mdm_plf")
+"""The settings scored by default (the ablation without CycleGAN and the oracle)."""
 SEQUENCES = "case,sequence\ntotalseg_mr_sm,T1\n" + "".join(
     f"chaos_t2_{n},T2\n" for n in (1, 2, 3, 5, 8)
 )
@@ -74,6 +78,25 @@ def link_views(data: Path, inputs: Path) -> None:
     (inputs / "sequences.csv").write_text(SEQUENCES)
 
 
+def write_config(recipe: str | None, settings: str | None, path: Path) -> Path:
+    """``recipe``'s sections (if any) with the ablation ``settings`` over them, into ``path``.
+
+    Without ``settings`` the recipe's own ``ablation`` stays, else :data:`SETTINGS`.
+    """
+    import yaml
+
+    config = {}
+    if recipe is not None:
+        config = yaml.safe_load(Path(recipe).read_text()) or {}
+        if not isinstance(config, dict):
+            kind = type(config).__name__
+            raise SystemExit(f"--config {recipe}: expected a YAML mapping of sections, got {kind}")
+    if settings is not None or "ablation" not in config:
+        config["ablation"] = (settings or ",".join(SETTINGS)).split(",")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -85,8 +108,8 @@ def main() -> int:
     parser.add_argument("--config", help="YAML config over the preset (e.g. a training recipe)")
     parser.add_argument(
         "--settings",
-        default="only_ct,asit,asit_mdm,asit_mdm_plf",
-        help="settings scored on the CHAOS T2 labels (without --config)",
+        help=f"settings scored on the CHAOS T2 labels (default {','.join(SETTINGS)}, "
+        "or the ablation of --config when it names one)",
     )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -97,10 +120,7 @@ def main() -> int:
     out = Path(args.out)
     inputs = Path(args.inputs or f"{out}_inputs")
     link_views(data, inputs)
-    config = args.config
-    if config is None:
-        config = inputs / "settings.yaml"
-        config.write_text(f"ablation: [{args.settings}]\n")
+    config = write_config(args.config, args.settings, inputs / "settings.yaml")
     argv = [
         "adapt",
         *("--source", f"{inputs / 'ct_amos'}:amos", "--source", f"{inputs / 'ct_total'}:total"),

@@ -119,3 +119,26 @@ def test_adapt_shared_data(tmp_path, shared_data):
     assert (out / "model" / "weights.pt").is_file() and (out / "report.md").is_file()
     assert len(list((out / "labels").glob("*.nii.gz"))) == 6
     assert (tmp_path / "out_inputs" / "ct_total" / "totalseg_ct_dicom").is_symlink()
+
+
+def test_adapt_shared_data_puts_the_settings_over_a_recipe(tmp_path):
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("adapt_example", EXAMPLES / "adapt_shared_data.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("warm_start: true\nablation: [asit]\n")
+    written = example.write_config(str(recipe), None, tmp_path / "a.yaml")
+    assert yaml.safe_load(written.read_text()) == {"warm_start": True, "ablation": ["asit"]}
+    written = example.write_config(str(recipe), "only_ct,asit_mdm", tmp_path / "b.yaml")
+    assert yaml.safe_load(written.read_text())["ablation"] == ["only_ct", "asit_mdm"]
+    recipe.write_text("warm_start: true\n")
+    written = example.write_config(str(recipe), None, tmp_path / "c.yaml")
+    assert yaml.safe_load(written.read_text())["ablation"] == list(example.SETTINGS)
+    assert recipe.read_text() == "warm_start: true\n"  # the recipe itself is never written
+    recipe.write_text("- a list\n")
+    with pytest.raises(SystemExit, match="expected a YAML mapping"):
+        example.write_config(str(recipe), None, tmp_path / "d.yaml")

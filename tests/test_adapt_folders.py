@@ -150,3 +150,23 @@ def test_the_shared_ct_folder_mixes_label_maps(shared_data):
     with pytest.raises(ValueError, match="mix label maps") as err:
         read_sources([shared_data / "ct"])
     assert "look like amos/btcv" in str(err.value) and "look like total" in str(err.value)
+
+
+def test_a_partial_map_leaves_its_missing_organs_unknown(tmp_path):
+    from adapt_support import to_map
+
+    from flare_uda.data.phantom import generate_cohort
+
+    (ct,), _ = generate_cohort("tiny", 1, 0, seed=3)
+    liver_only = ct.label.with_array((ct.label.array == 1).astype(np.uint8))  # CHAOS CT: liver=1
+    write_volume(ct.image, tmp_path / "chaos" / "a_image.nii.gz")
+    write_volume(liver_only, tmp_path / "chaos" / "a_label.nii.gz", is_label=True)
+    amos = ct.label.with_array(to_map(ct.label.array, "amos"))
+    write_volume(ct.image, tmp_path / "amos" / "b_image.nii.gz")
+    write_volume(amos, tmp_path / "amos" / "b_label.nii.gz", is_label=True)
+    cases, _ = read_sources([f"{tmp_path / 'chaos'}:chaos_ct", f"{tmp_path / 'amos'}:amos"])
+    chaos, full = cases
+    assert tuple(chaos.annotated) == (1,)  # the other organs are unknown, not background
+    assert tuple(full.annotated) == tuple(range(1, 14))
+    np.testing.assert_array_equal(chaos.label.array, liver_only.array)
+    np.testing.assert_array_equal(full.label.array, ct.label.array)  # AMOS back in FLARE order

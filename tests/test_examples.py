@@ -126,7 +126,9 @@ def test_adapt_shared_data_puts_the_settings_over_a_recipe(tmp_path):
 
     import yaml
 
-    spec = importlib.util.spec_from_file_location("adapt_example", EXAMPLES / "adapt_shared_data.py")
+    spec = importlib.util.spec_from_file_location(
+        "adapt_example", EXAMPLES / "adapt_shared_data.py"
+    )
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     recipe = tmp_path / "recipe.yaml"

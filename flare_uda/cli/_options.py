@@ -1,4 +1,5 @@
-"""Options several commands share, declared once (``@device_option``, ``@quiet_option``)."""
+"""Options several commands share, declared once (``@device_option``, ``@quiet_option``:
+adapt, demo, train)."""
 
 from __future__ import annotations
 

@@ -16,6 +16,12 @@ from flare_uda.registration.base import (
     get_matcher,
     get_registrar,
 )
+from flare_uda.registration.deformable import (
+    DeformableConfig,
+    DeformableRegistrar,
+    register_deformable,
+)
+from flare_uda.registration.demons import DemonsConfig, DemonsRegistrar
 from flare_uda.registration.features import label_channels
 from flare_uda.registration.matching import VolumeMatcher, label_volumes_mm3, match_by_volume
 from flare_uda.registration.mdm import MDMConfig, MDMResult, run_mdm
@@ -27,6 +33,10 @@ from flare_uda.registration.torch_affine import (
 )
 
 __all__ = [
+    "DeformableConfig",
+    "DeformableRegistrar",
+    "DemonsConfig",
+    "DemonsRegistrar",
     "MDMConfig",
     "MDMResult",
     "MATCHERS",
@@ -46,6 +56,7 @@ __all__ = [
     "label_volumes_mm3",
     "match_by_volume",
     "register_batch",
+    "register_deformable",
     "resample_affine",
     "run_mdm",
 ]

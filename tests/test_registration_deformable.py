@@ -104,7 +104,7 @@ def test_demons_recovers_the_deformation_too(deformed):
 def test_a_zero_field_is_the_affine_registrar(deformed):
     moving, fixed, _ = deformed
     affine, _ = _fit("torch", moving, fixed)
-    reg, _ = _fit("deformable", moving, fixed, deform_iterations=(0, 0))
+    reg, _ = _fit("deformable", moving, fixed, deform_iterations=(0, 0, 0))
     np.testing.assert_allclose(reg.matrix_, affine.matrix_)
     assert not reg.displacement_.any()
     np.testing.assert_array_equal(
@@ -187,7 +187,7 @@ def test_deformable_errors():
     [
         (DeformableConfig, {"grid_spacing_mm": 0.0}, "grid_spacing_mm must be > 0"),
         (DeformableConfig, {"deform_iterations": (3,)}, "one deform iteration count per level"),
-        (DeformableConfig, {"deform_shrink_factors": (0, 1)}, "deform shrink factors >= 1"),
+        (DeformableConfig, {"deform_shrink_factors": (0, 1, 1)}, "deform shrink factors >= 1"),
         (DeformableConfig, {"smoothness": -1.0}, "smoothness must be >= 0"),
         (DemonsConfig, {"demons_iterations": (3,)}, "one demons iteration count per level"),
         (DemonsConfig, {"demons_iterations": (3, -1)}, "demons shrink factors >= 1 and"),

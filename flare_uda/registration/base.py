@@ -26,6 +26,18 @@ MATCHERS: Registry[type[Matcher]] = Registry("matcher")
 REGISTRARS: Registry[type[Registrar]] = Registry("registrar")
 
 
+def _checked(query_cases: Sequence[Case], pool_cases: Sequence[Case]) -> tuple[list, list]:
+    query, pool = list(query_cases), list(pool_cases)
+    if not query or not pool:
+        raise ValueError(
+            f"expected at least one query and one pool case, got {len(query)} and {len(pool)}"
+        )
+    for c in query + pool:
+        if not isinstance(c, Case):
+            raise TypeError(f"expected Case objects, got {type(c).__name__}")
+    return query, pool
+
+
 class Matcher(Plugin, ABC):
     """Pairs every query case with one pool case."""
 
@@ -41,20 +53,37 @@ class Matcher(Plugin, ABC):
         ValueError
             If either list is empty.
         """
-        query, pool = list(query_cases), list(pool_cases)
-        if not query or not pool:
-            raise ValueError(
-                f"expected at least one query and one pool case, got {len(query)} and {len(pool)}"
-            )
-        for c in query + pool:
-            if not isinstance(c, Case):
-                raise TypeError(f"expected Case objects, got {type(c).__name__}")
+        query, pool = _checked(query_cases, pool_cases)
         idx = self.match_indices(query, pool)
         return [(q.case_id, pool[int(i)].case_id) for q, i in zip(query, idx, strict=True)]
 
     @abstractmethod
     def match_indices(self, query: list[Case], pool: list[Case]) -> np.ndarray:
         """Index into ``pool`` of the match of each query case, shape ``(len(query),)``."""
+
+    def best(self, query_cases: Sequence[Case], pool_cases: Sequence[Case], k: int) -> np.ndarray:
+        """Indices into ``pool`` of the ``k`` best matches of each query, best first, ``(q, k)``.
+
+        ``k = 1`` is :meth:`match_indices`; more needs :meth:`rank_indices`.
+
+        Raises
+        ------
+        ValueError
+            If either list is empty or ``k`` is not in ``1..len(pool)``.
+        """
+        query, pool = _checked(query_cases, pool_cases)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(pool):
+            raise ValueError(f"expected 1 <= k <= {len(pool)} (the pool's size), got k={k!r}")
+        if k == 1:
+            return np.asarray(self.match_indices(query, pool))[:, None]
+        return np.asarray(self.rank_indices(query, pool))[:, :k]
+
+    def rank_indices(self, query: list[Case], pool: list[Case]) -> np.ndarray:
+        """Every pool index for each query, best match first, ``(len(query), len(pool))``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} gives only its best match (match_indices); "
+            "k > 1 atlases need rank_indices"
+        )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ Each section is the stage's own configuration, under the stage's own names:
                        registrar plug-ins, sequences, gate)
 ``self_training``      :class:`~flare_uda.pseudolabel.SelfTrainingConfig`
                        (rounds, filter and ensembler plug-ins)
+``organ_filter``       the filter plug-in of the organ-wise settings (``*_organ``,
+                       ``asit_mdm_atlas_plf``), replacing ``self_training.filter``
+``ct_atlas``           :class:`~flare_uda.registration.CTAtlasConfig` (registrar,
+                       atlases and fusion, trusted-organ filter, gate)
 ``executor``           an executor plug-in ``{name, options}`` for per-case work
 ``ablation``           names of the settings to run (:data:`~flare_uda.pipeline.settings.SETTINGS`)
 =====================  ==========================================================
@@ -36,10 +40,12 @@ from flare_uda._validation import require_int
 from flare_uda.options import build_config, to_plain
 from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
 from flare_uda.pseudolabel import SelfTrainingConfig
-from flare_uda.registration import MDMConfig
+from flare_uda.registration import CTAtlasConfig, MDMConfig
 
 ABLATION_SETTINGS = ("only_ct", "cyclegan", "asit", "asit_mdm", "asit_mdm_plf", "oracle")
-"""The paper's Table 7, in order (the built-in settings)."""
+"""The paper's Table 7, in order (the default ``ablation``)."""
+EXTENDED_SETTINGS = ("asit_mdm_plf_organ", "asit_mdm_atlas", "asit_mdm_atlas_plf")
+"""Built-in settings beyond the paper (issue 14): organ-wise filtering, the CT atlas."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class UDAConfig:
     inference: PluginSpec = plugin_field("inferer", "sliding_window")
     mdm: MDMConfig = field(default_factory=MDMConfig)
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
+    organ_filter: PluginSpec = plugin_field("filter", "organ_wise")
+    ct_atlas: CTAtlasConfig = field(default_factory=CTAtlasConfig)
     executor: PluginSpec = plugin_field("executor", "serial")
     ablation: tuple[str, ...] = ABLATION_SETTINGS
 

@@ -20,16 +20,23 @@ paper's (``ablation: [asit, my_setting]`` in the YAML)::
                   replaced by MDM; retrained on real MR
 ``asit_mdm_plf``  self-training rounds from the MDM labels, filter, ensemble, final net
 ``oracle``        trained on the adaptation MR with their true labels (upper bound)
+
+Beyond the paper (issue 14):
+
+``asit_mdm_plf_organ``  ``asit_mdm_plf`` with the organ-wise filter (``organ_filter``)
+``asit_mdm_atlas``      ``asit_mdm`` with the organs MR labels lack filled from CT (``ct_atlas``)
+``asit_mdm_atlas_plf``  the CT atlas, then self-training with the organ-wise filter
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flare_uda.options import fields_of
 from flare_uda.pipeline.adaptation import MDM, SelfTraining
+from flare_uda.pipeline.ct_atlas import CTAtlas
 from flare_uda.pipeline.runner import Stage
 from flare_uda.pipeline.stages import Cases, Predict, Train, Translate
 from flare_uda.plugin import PluginSpec, spec
@@ -96,12 +103,52 @@ def asit_mdm(config: Any, inputs: Inputs) -> Stage:
     return Predict("asit_mdm", model, inputs.test, config.inference)
 
 
+def self_trained(
+    config: Any,
+    inputs: Inputs,
+    cases: Stage,
+    model: Stage,
+    filter: PluginSpec | None,
+    name: str,
+    train_name: str | None = None,
+) -> Predict:
+    """Self-training from ``cases`` (round 1: ``model``) with ``filter``, a final net, test."""
+    st = replace(config.self_training, filter=filter)
+    plf = SelfTraining(st, cases, model, config.segmentation, config.inference, source=inputs.ct)
+    final = Train(train_name or f"train_{name}", config.final_segmentation, plf, drop_empty=True)
+    return Predict(name, final, inputs.test, config.inference)
+
+
+def atlas_model(config: Any, inputs: Inputs) -> tuple[CTAtlas, Train]:
+    """MDM's cases with the organs they lack filled from CT, and a segmenter trained on them."""
+    mdm, _ = mdm_model(config, inputs)
+    atlas = CTAtlas(config.ct_atlas, mdm, inputs.ct)
+    return atlas, Train("train_asit_mdm_atlas", config.segmentation, atlas, drop_empty=True)
+
+
 @SETTINGS.register("asit_mdm_plf")
 def asit_mdm_plf(config: Any, inputs: Inputs) -> Stage:
     mdm, model = mdm_model(config, inputs)
-    plf = SelfTraining(config.self_training, mdm, model, config.segmentation, config.inference)
-    final = Train("train_final", config.final_segmentation, plf, drop_empty=True)
-    return Predict("asit_mdm_plf", final, inputs.test, config.inference)
+    st_filter = config.self_training.filter
+    return self_trained(config, inputs, mdm, model, st_filter, "asit_mdm_plf", "train_final")
+
+
+@SETTINGS.register("asit_mdm_plf_organ")
+def asit_mdm_plf_organ(config: Any, inputs: Inputs) -> Stage:
+    mdm, model = mdm_model(config, inputs)
+    return self_trained(config, inputs, mdm, model, config.organ_filter, "asit_mdm_plf_organ")
+
+
+@SETTINGS.register("asit_mdm_atlas")
+def asit_mdm_atlas(config: Any, inputs: Inputs) -> Stage:
+    _, model = atlas_model(config, inputs)
+    return Predict("asit_mdm_atlas", model, inputs.test, config.inference)
+
+
+@SETTINGS.register("asit_mdm_atlas_plf")
+def asit_mdm_atlas_plf(config: Any, inputs: Inputs) -> Stage:
+    atlas, model = atlas_model(config, inputs)
+    return self_trained(config, inputs, atlas, model, config.organ_filter, "asit_mdm_atlas_plf")
 
 
 @SETTINGS.register("oracle")

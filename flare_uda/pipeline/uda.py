@@ -18,6 +18,7 @@ from flare_uda._atomic import write_json
 from flare_uda._device import resolve_device
 from flare_uda.metrics import MetricRow, evaluate_cases
 from flare_uda.pipeline.config import UDAConfig
+from flare_uda.pipeline.diagnosis import diagnose
 from flare_uda.pipeline.runner import Runner, Stage, StageRecord
 from flare_uda.pipeline.settings import SETTINGS, Inputs
 from flare_uda.pipeline.stages import Cases, NoPseudoLabels, usable  # noqa: F401 (re-export)
@@ -30,13 +31,17 @@ class UDAResult:
 
     ``stages`` lists how every stage was obtained (ran or cached, wall time);
     ``notes`` holds settings that did not run (``"skipped"``) and stage facts
-    (``"mdm"``, ``"self_training"``).
+    (``"mdm"``, ``"self_training"``, ``"ct_atlas"``); ``diagnosis`` the
+    pseudo-labels each setting trained on against the MR cases' true labels,
+    when the MR adaptation cases came with labels
+    (:mod:`flare_uda.pipeline.diagnosis`).
     """
 
     predictions: dict[str, dict[str, Volume]] = field(default_factory=dict)
     rows: dict[str, list[MetricRow]] = field(default_factory=dict)
     notes: dict[str, dict] = field(default_factory=dict)
     stages: list[StageRecord] = field(default_factory=list)
+    diagnosis: dict[str, dict] = field(default_factory=dict)
 
 
 class UDAPipeline:
@@ -111,6 +116,7 @@ class UDAPipeline:
         ----------
         ct : labelled CT cases (source)
         mr : MR cases used for adaptation; their labels, if any, are only used by ``oracle``
+            and to diagnose the pseudo-labels (never by the adaptation itself)
         mr_test : labelled MR cases, held out, for evaluation only
         data : JSON-able, optional
             Where the cases come from (e.g. the phantom's data section), keyed with them.
@@ -128,9 +134,13 @@ class UDAPipeline:
             except NoPseudoLabels as err:  # reported, never silent: see report.md
                 result.notes.setdefault("skipped", {})[name] = str(err)
                 runner.log(f"skipped {name}: {err}")
+        truth = {c.case_id: c.label for c in mr if c.label is not None}
+        result.diagnosis = diagnose(runner, finals, truth)
+        if result.diagnosis:
+            write_json(self.run_dir / "diagnosis.json", result.diagnosis)
         result.stages = runner.summary()
         for record in result.stages:
-            if record.name in ("mdm", "self_training") and record.status != "not run":
+            if record.name in ("mdm", "self_training", "ct_atlas") and record.status != "not run":
                 result.notes[record.name] = runner.cache.folder(record.name, record.key).info()
         if "self_training" in result.notes:
             write_json(self.run_dir / "self_training.json", result.notes["self_training"])

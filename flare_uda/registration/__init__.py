@@ -3,7 +3,10 @@
 - :func:`match_by_volume`, :class:`VolumeMatcher` (eq. 5) behind :class:`Matcher`;
 - :class:`Registrar` with ``"sitk"`` (SimpleITK) and ``"torch"`` (batched
   gradient solver, :func:`register_batch`);
-- :mod:`flare_uda.registration.mdm`: the multi-domain matching stage.
+- deformable registrars (``"deformable"``, ``"demons"``): the affine, then a displacement;
+- :mod:`flare_uda.registration.mdm`: the multi-domain matching stage, with
+  multi-atlas fusion (:mod:`flare_uda.registration.fusion`);
+- :mod:`flare_uda.registration.ct_atlas`: labelled CT as a further matching domain.
 """
 
 from flare_uda.registration.affine import displacement_rms, resample_affine
@@ -16,6 +19,7 @@ from flare_uda.registration.base import (
     get_matcher,
     get_registrar,
 )
+from flare_uda.registration.ct_atlas import CTAtlasConfig, run_ct_atlas
 from flare_uda.registration.deformable import (
     DeformableConfig,
     DeformableRegistrar,
@@ -33,6 +37,7 @@ from flare_uda.registration.torch_affine import (
 )
 
 __all__ = [
+    "CTAtlasConfig",
     "DeformableConfig",
     "DeformableRegistrar",
     "DemonsConfig",
@@ -58,5 +63,6 @@ __all__ = [
     "register_batch",
     "register_deformable",
     "resample_affine",
+    "run_ct_atlas",
     "run_mdm",
 ]

@@ -39,7 +39,7 @@ from flare_uda._validation import require_choice
 from flare_uda.data.labels import keep_organs
 from flare_uda.executor import Executor, get_executor
 from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
-from flare_uda.registration.fusion import FusionConfig, fuse_moved
+from flare_uda.registration.fusion import FusionConfig, as_fusion, fuse_moved
 from flare_uda.registration.matching import label_volumes_mm3, rank_by_volume
 from flare_uda.registration.mdm import mean_dice, pair_registrar, view
 from flare_uda.registration.warp import affine_plausibility, jacobian_determinant
@@ -96,6 +96,7 @@ class CTAtlasConfig:
 
     def __post_init__(self) -> None:
         resolve_plugin_fields(self)
+        object.__setattr__(self, "fusion", as_fusion(self.fusion))
         require_choice(self.measure, MEASURES, "measure")
         if self.gate_dice is not None and not 0 <= self.gate_dice <= 1:
             raise ValueError(f"gate_dice must be in [0, 1] or None, got {self.gate_dice}")

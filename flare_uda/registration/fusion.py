@@ -17,7 +17,7 @@ weighted voting.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +55,15 @@ class FusionConfig:
             raise ValueError(f"sigma_mm must be > 0, got {self.sigma_mm}")
         if not self.power >= 0:
             raise ValueError(f"power must be >= 0, got {self.power}")
+
+
+def as_fusion(value: FusionConfig | Mapping) -> FusionConfig:
+    """A :class:`FusionConfig` from itself or a mapping of its fields (Python callers)."""
+    if isinstance(value, Mapping):
+        return FusionConfig(**value)
+    if not isinstance(value, FusionConfig):
+        raise TypeError(f"fusion must be a FusionConfig or a mapping, got {type(value).__name__}")
+    return value
 
 
 def weighted_vote(labels: Sequence[np.ndarray], weights: Sequence[np.ndarray] | None) -> np.ndarray:

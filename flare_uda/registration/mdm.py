@@ -26,7 +26,7 @@ import numpy as np
 
 from flare_uda.executor import Executor, get_executor
 from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
-from flare_uda.registration.fusion import FusionConfig, fuse_moved
+from flare_uda.registration.fusion import FusionConfig, as_fusion, fuse_moved
 from flare_uda.volume import Case, Volume
 
 
@@ -71,6 +71,7 @@ class MDMConfig:
 
     def __post_init__(self) -> None:
         resolve_plugin_fields(self)
+        object.__setattr__(self, "fusion", as_fusion(self.fusion))
         for name in ("better", "worse"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name} must be a sequence name, got {getattr(self, name)!r}")

@@ -88,3 +88,19 @@ def test_a_filter_with_a_prior_needs_the_source_stage():
     final = SETTINGS.get("asit_mdm_plf")(config, inputs)  # the setting passes the CT stage
     plf = final.upstream[0].upstream[0]
     assert isinstance(plf, SelfTraining) and plf.upstream[2] is inputs.ct
+
+
+def test_the_new_settings_warm_start_like_the_papers():
+    config = UDAConfig.from_dict({"warm_start": True}, base=get_preset("tiny"))
+    inputs = Inputs(*(Cases(name, []) for name in ("ct", "mr", "mr_labelled", "test")))
+    final = SETTINGS.get("asit_mdm_atlas_plf")(config, inputs)
+    train_final = final.upstream[0]
+    assert [u.name for u in train_final.upstream] == ["self_training", "train_asit_mdm_atlas"]
+    atlas_train = train_final.upstream[1]
+    assert [u.name for u in atlas_train.upstream] == ["ct_atlas", "train_asit"]
+    plf = train_final.upstream[0]
+    assert plf.warm_start and [u.name for u in plf.upstream] == [
+        "ct_atlas",
+        "train_asit_mdm_atlas",
+        "ct",
+    ]

@@ -74,7 +74,8 @@ def mdm_model(config: Any, inputs: Inputs) -> tuple[MDM, Train]:
     translate, model = translated_model(config, inputs, config.translation, "asit")
     pseudo = Predict("pseudo_asit", model, inputs.mr, config.inference, space=translate)
     mdm = MDM(config.mdm, inputs.mr, pseudo)
-    return mdm, Train("train_asit_mdm", config.segmentation, mdm, drop_empty=True)
+    init = model if config.warm_start else None
+    return mdm, Train("train_asit_mdm", config.segmentation, mdm, drop_empty=True, init=init)
 
 
 @SETTINGS.register("only_ct")
@@ -112,18 +113,33 @@ def self_trained(
     name: str,
     train_name: str | None = None,
 ) -> Predict:
-    """Self-training from ``cases`` (round 1: ``model``) with ``filter``, a final net, test."""
+    """Self-training from ``cases`` (round 1: ``model``) with ``filter``, a final net, test;
+    with ``warm_start``, each round from the previous one and the final net from ``model``."""
     st = replace(config.self_training, filter=filter)
-    plf = SelfTraining(st, cases, model, config.segmentation, config.inference, source=inputs.ct)
-    final = Train(train_name or f"train_{name}", config.final_segmentation, plf, drop_empty=True)
+    plf = SelfTraining(
+        st,
+        cases,
+        model,
+        config.segmentation,
+        config.inference,
+        warm_start=config.warm_start,
+        source=inputs.ct,
+    )
+    init = model if config.warm_start else None
+    final = Train(
+        train_name or f"train_{name}", config.final_segmentation, plf, drop_empty=True, init=init
+    )
     return Predict(name, final, inputs.test, config.inference)
 
 
 def atlas_model(config: Any, inputs: Inputs) -> tuple[CTAtlas, Train]:
-    """MDM's cases with the organs they lack filled from CT, and a segmenter trained on them."""
-    mdm, _ = mdm_model(config, inputs)
+    """MDM's cases with the organs they lack filled from CT, and a segmenter trained on them
+    (with ``warm_start``, from ASIT's model, as ASIT + MDM's)."""
+    mdm, mdm_train = mdm_model(config, inputs)
     atlas = CTAtlas(config.ct_atlas, mdm, inputs.ct)
-    return atlas, Train("train_asit_mdm_atlas", config.segmentation, atlas, drop_empty=True)
+    init = mdm_train.upstream[1] if config.warm_start else None  # Train: (cases, init)
+    train = Train("train_asit_mdm_atlas", config.segmentation, atlas, drop_empty=True, init=init)
+    return atlas, train
 
 
 @SETTINGS.register("asit_mdm_plf")

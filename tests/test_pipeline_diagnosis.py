@@ -104,3 +104,18 @@ def test_the_new_settings_warm_start_like_the_papers():
         "train_asit_mdm_atlas",
         "ct",
     ]
+
+
+def test_the_usage_example_of_the_new_settings_loads():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    usage = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
+    text = usage[usage.index("## Pseudo-labels that find every organ") :]
+    block = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)[0]
+    config = UDAConfig.from_dict(yaml.safe_load(block))
+    assert config.mdm.fusion.atlases == 3 and config.mdm.registrar.name == "deformable"
+    assert config.ct_atlas.filter.options.threshold is None
+    assert "asit_mdm_atlas_plf" in config.ablation

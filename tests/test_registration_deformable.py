@@ -175,7 +175,7 @@ def test_deformable_errors():
             np.zeros((2, 6, 8, 8)), np.zeros((1, 6, 8, 8)), vol.affine, vol.affine, np.eye(4),
             (3, 3, 3),
         )  # fmt: skip
-    with pytest.raises(ValueError, match="one iteration count per level"):
+    with pytest.raises(ValueError, match="one field iteration count per level"):
         register_deformable(
             np.zeros((1, 6, 8, 8)), np.zeros((1, 6, 8, 8)), vol.affine, vol.affine, np.eye(4),
             (3, 3, 3), shrink_factors=(2,), iterations=(1, 1),

@@ -27,7 +27,13 @@ import torch
 import torch.nn.functional as F
 
 from flare_uda.registration.base import REGISTRARS
-from flare_uda.registration.pyramid import REVERSE, _level_factors, _norm_to_index, _pool
+from flare_uda.registration.pyramid import (
+    REVERSE,
+    _level_factors,
+    _norm_to_index,
+    _pool,
+    check_levels,
+)
 from flare_uda.registration.torch_affine import TorchAffineConfig, TorchAffineRegistrar
 from flare_uda.volume import Volume
 
@@ -149,11 +155,7 @@ def register_deformable(
     device : str or torch.device
         Where to compute.
     """
-    if len(shrink_factors) != len(iterations) or not shrink_factors:
-        raise ValueError(
-            f"expected one iteration count per level, got {len(iterations)} counts for "
-            f"{len(shrink_factors)} levels"
-        )
+    check_levels(tuple(shrink_factors), tuple(iterations), "field")
     mov = torch.as_tensor(moving, dtype=torch.float32, device=device)[None]
     fix = torch.as_tensor(fixed, dtype=torch.float32, device=device)[None]
     if mov.ndim != 5 or fix.ndim != 5 or mov.shape[1] != fix.shape[1]:
@@ -226,19 +228,7 @@ class DeformableConfig(TorchAffineConfig):
         super().__post_init__()
         if not self.grid_spacing_mm > 0:
             raise ValueError(f"grid_spacing_mm must be > 0, got {self.grid_spacing_mm}")
-        if (
-            len(self.deform_shrink_factors) != len(self.deform_iterations)
-            or not self.deform_iterations
-        ):
-            raise ValueError(
-                f"expected one deform iteration count per level, got {self.deform_iterations} "
-                f"for {self.deform_shrink_factors}"
-            )
-        if min(self.deform_shrink_factors) < 1 or min(self.deform_iterations) < 0:
-            raise ValueError(
-                f"expected deform shrink factors >= 1 and iterations >= 0, got "
-                f"{self.deform_shrink_factors} and {self.deform_iterations}"
-            )
+        check_levels(self.deform_shrink_factors, self.deform_iterations, "deform")
         if not self.smoothness >= 0:
             raise ValueError(f"smoothness must be >= 0, got {self.smoothness}")
 

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from flare_uda.data.io import to_sitk
 from flare_uda.registration.affine import resample_affine
 from flare_uda.registration.base import REGISTRARS
-from flare_uda.registration.pyramid import _level_factors
+from flare_uda.registration.pyramid import _level_factors, check_levels
 from flare_uda.registration.torch_affine import TorchAffineConfig, TorchAffineRegistrar
 from flare_uda.volume import Volume
 
@@ -47,19 +47,7 @@ class DemonsConfig(TorchAffineConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (
-            len(self.demons_shrink_factors) != len(self.demons_iterations)
-            or not self.demons_iterations
-        ):
-            raise ValueError(
-                f"expected one demons iteration count per level, got {self.demons_iterations} "
-                f"for {self.demons_shrink_factors}"
-            )
-        if min(self.demons_shrink_factors) < 1 or min(self.demons_iterations) < 0:
-            raise ValueError(
-                f"expected demons shrink factors >= 1 and iterations >= 0, got "
-                f"{self.demons_shrink_factors} and {self.demons_iterations}"
-            )
+        check_levels(self.demons_shrink_factors, self.demons_iterations, "demons")
         if not self.field_sigma_mm > 0:
             raise ValueError(f"field_sigma_mm must be > 0, got {self.field_sigma_mm}")
 

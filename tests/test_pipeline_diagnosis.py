@@ -119,3 +119,16 @@ def test_the_usage_example_of_the_new_settings_loads():
     assert config.mdm.fusion.atlases == 3 and config.mdm.registrar.name == "deformable"
     assert config.ct_atlas.filter.options.threshold is None
     assert "asit_mdm_atlas_plf" in config.ablation
+
+
+def test_stage_and_config_errors():
+    from flare_uda.pipeline.ct_atlas import CTAtlas
+    from flare_uda.pipeline.stages import NoPseudoLabels, usable
+    from flare_uda.registration import MDMConfig
+
+    with pytest.raises(TypeError, match="expected a CTAtlasConfig, got dict"):
+        CTAtlas({}, Cases("mr", []), Cases("ct", []))
+    with pytest.raises(NoPseudoLabels, match="no case left to train on"):
+        usable([], "train_x")
+    with pytest.raises(TypeError, match="fusion must be a FusionConfig or a mapping, got int"):
+        MDMConfig(fusion=3)

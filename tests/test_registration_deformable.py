@@ -168,6 +168,8 @@ def test_deformable_errors():
         )
     with pytest.raises(ValueError, match=r"expected a displacement '3 z y x', got shape \(2,"):
         jacobian_determinant(np.zeros((2, 6, 8, 8)), vol.spacing)
+    with pytest.raises(ValueError, match=r"expected >= 2 voxels per axis, got \(1, 8, 8\)"):
+        jacobian_determinant(np.zeros((3, 1, 8, 8)), vol.spacing)
     with pytest.raises(ValueError, match="expected >= 3 points per axis"):
         bending_energy(torch.zeros(1, 3, 2, 4, 4))
     with pytest.raises(ValueError, match="with equal c"):

@@ -95,7 +95,7 @@ def test_the_new_settings_warm_start_like_the_papers():
     inputs = Inputs(*(Cases(name, []) for name in ("ct", "mr", "mr_labelled", "test")))
     final = SETTINGS.get("asit_mdm_atlas_plf")(config, inputs)
     train_final = final.upstream[0]
-    assert [u.name for u in train_final.upstream] == ["self_training", "train_asit_mdm_atlas"]
+    assert [u.name for u in train_final.upstream] == ["self_training_atlas", "train_asit_mdm_atlas"]
     atlas_train = train_final.upstream[1]
     assert [u.name for u in atlas_train.upstream] == ["ct_atlas", "train_asit"]
     plf = train_final.upstream[0]
@@ -104,6 +104,25 @@ def test_the_new_settings_warm_start_like_the_papers():
         "train_asit_mdm_atlas",
         "ct",
     ]
+
+
+def test_multi_atlas_mdm_is_a_setting_of_its_own():
+    config = UDAConfig.from_dict(
+        {"mdm_multi": {"fusion": {"atlases": 2}}, "ablation": ["asit_mdm", "asit_mdm_multi"]},
+        base=get_preset("tiny"),
+    )
+    assert config.mdm_multi.registrar.name == "deformable" and config.mdm_multi.fusion.atlases == 2
+    assert config.mdm.registrar.name == "torch" and config.mdm.fusion.atlases == 1  # the paper's
+    inputs = Inputs(*(Cases(name, []) for name in ("ct", "mr", "mr_labelled", "test")))
+    paper = SETTINGS.get("asit_mdm")(config, inputs).upstream[0]
+    multi = SETTINGS.get("asit_mdm_multi")(config, inputs).upstream[0]
+    assert (paper.name, multi.name) == ("train_asit_mdm", "train_asit_mdm_multi")
+    mdm, mdm_multi = paper.upstream[0], multi.upstream[0]
+    assert (mdm.name, mdm_multi.name) == ("mdm", "mdm_multi")
+    assert mdm_multi.mdm is config.mdm_multi and mdm.mdm is config.mdm
+    assert mdm_multi.upstream[1].name == mdm.upstream[1].name == "predict_pseudo_asit"
+    with pytest.raises(ValueError, match="atlases must be"):
+        UDAConfig.from_dict({"mdm_multi": {"fusion": {"atlases": 0}}})
 
 
 def test_the_usage_example_of_the_new_settings_loads():
@@ -116,7 +135,8 @@ def test_the_usage_example_of_the_new_settings_loads():
     text = usage[usage.index("## Pseudo-labels that find every organ") :]
     block = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)[0]
     config = UDAConfig.from_dict(yaml.safe_load(block))
-    assert config.mdm.fusion.atlases == 3 and config.mdm.registrar.name == "deformable"
+    assert config.mdm_multi.fusion.atlases == 3 and config.mdm_multi.registrar.name == "deformable"
+    assert config.mdm.fusion.atlases == 1  # the paper's MDM stays in asit_mdm
     assert config.ct_atlas.filter.options.threshold is None
     assert "asit_mdm_atlas_plf" in config.ablation
 

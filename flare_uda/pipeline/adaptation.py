@@ -37,9 +37,10 @@ class MDM(Stage):
 
     name = "mdm"
 
-    def __init__(self, config: MDMConfig, cases: Stage, pseudo: Stage) -> None:
+    def __init__(self, config: MDMConfig, cases: Stage, pseudo: Stage, name: str = "mdm") -> None:
         if not isinstance(config, MDMConfig):
             raise TypeError(f"expected an MDMConfig, got {type(config).__name__}")
+        self.name = name  # several MDM stages in one run (e.g. mdm_multi) need their own names
         self.mdm = config
         self.cases = cases
         self.upstream = (cases, pseudo)
@@ -105,9 +106,11 @@ class SelfTraining(Stage):
         inferer: PluginSpec,
         warm_start: bool = False,
         source: Stage | None = None,
+        name: str = "self_training",
     ) -> None:
         if not isinstance(config, SelfTrainingConfig):
             raise TypeError(f"expected a SelfTrainingConfig, got {type(config).__name__}")
+        self.name = name
         self.st, self.section, self.inferer = config, section, inferer
         self.warm_start = bool(warm_start)
         self.cases = cases

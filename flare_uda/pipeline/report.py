@@ -26,6 +26,7 @@ SETTING_TITLES = {
     "asit": "ASIT",
     "asit_mdm": "ASIT + MDM",
     "asit_mdm_plf": "ASIT + MDM + PLF",
+    "asit_mdm_multi": "ASIT + multi-atlas MDM",
     "asit_mdm_plf_organ": "ASIT + MDM + PLF (organ-wise)",
     "asit_mdm_atlas": "ASIT + MDM + CT atlas",
     "asit_mdm_atlas_plf": "ASIT + MDM + CT atlas + PLF (organ-wise)",

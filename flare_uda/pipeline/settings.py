@@ -23,6 +23,7 @@ paper's (``ablation: [asit, my_setting]`` in the YAML)::
 
 Beyond the paper (issue 14):
 
+``asit_mdm_multi``      ``asit_mdm`` with multi-atlas deformable MDM (``mdm_multi``)
 ``asit_mdm_plf_organ``  ``asit_mdm_plf`` with the organ-wise filter (``organ_filter``)
 ``asit_mdm_atlas``      ``asit_mdm`` with the organs MR labels lack filled from CT (``ct_atlas``)
 ``asit_mdm_atlas_plf``  the CT atlas, then self-training with the organ-wise filter
@@ -69,13 +70,20 @@ def baseline(config: Any, inputs: Inputs, translator: PluginSpec, name: str) -> 
     return Predict(name, model, inputs.test, config.inference, space=translate)
 
 
-def mdm_model(config: Any, inputs: Inputs) -> tuple[MDM, Train]:
-    """ASIT pseudo-labels on the adaptation MR, MDM, and a segmenter trained on the result."""
+def mdm_model(
+    config: Any, inputs: Inputs, mdm_config: Any = None, name: str = "train_asit_mdm"
+) -> tuple[MDM, Train]:
+    """ASIT pseudo-labels on the adaptation MR, MDM (``mdm_config``, default the ``mdm``
+    section; another one names its stage after ``name``: ``mdm_multi``), and a segmenter
+    ``name`` trained on the result."""
     translate, model = translated_model(config, inputs, config.translation, "asit")
     pseudo = Predict("pseudo_asit", model, inputs.mr, config.inference, space=translate)
-    mdm = MDM(config.mdm, inputs.mr, pseudo)
+    if mdm_config is None:
+        mdm = MDM(config.mdm, inputs.mr, pseudo)
+    else:
+        mdm = MDM(mdm_config, inputs.mr, pseudo, name=name.removeprefix("train_asit_"))
     init = model if config.warm_start else None
-    return mdm, Train("train_asit_mdm", config.segmentation, mdm, drop_empty=True, init=init)
+    return mdm, Train(name, config.segmentation, mdm, drop_empty=True, init=init)
 
 
 @SETTINGS.register("only_ct")
@@ -104,6 +112,13 @@ def asit_mdm(config: Any, inputs: Inputs) -> Stage:
     return Predict("asit_mdm", model, inputs.test, config.inference)
 
 
+@SETTINGS.register("asit_mdm_multi")
+def asit_mdm_multi(config: Any, inputs: Inputs) -> Stage:
+    """``asit_mdm`` with the ``mdm_multi`` section: several atlases, a deformable registrar."""
+    _, model = mdm_model(config, inputs, config.mdm_multi, "train_asit_mdm_multi")
+    return Predict("asit_mdm_multi", model, inputs.test, config.inference)
+
+
 def self_trained(
     config: Any,
     inputs: Inputs,
@@ -112,9 +127,11 @@ def self_trained(
     filter: PluginSpec | None,
     name: str,
     train_name: str | None = None,
+    stage_name: str = "self_training",
 ) -> Predict:
-    """Self-training from ``cases`` (round 1: ``model``) with ``filter``, a final net, test;
-    with ``warm_start``, each round from the previous one and the final net from ``model``."""
+    """Self-training (stage ``stage_name``) from ``cases`` (round 1: ``model``) with
+    ``filter``, a final net, test; with ``warm_start``, each round from the previous one and
+    the final net from ``model``."""
     st = replace(config.self_training, filter=filter)
     plf = SelfTraining(
         st,
@@ -124,6 +141,7 @@ def self_trained(
         config.inference,
         warm_start=config.warm_start,
         source=inputs.ct,
+        name=stage_name,
     )
     init = model if config.warm_start else None
     final = Train(
@@ -152,7 +170,15 @@ def asit_mdm_plf(config: Any, inputs: Inputs) -> Stage:
 @SETTINGS.register("asit_mdm_plf_organ")
 def asit_mdm_plf_organ(config: Any, inputs: Inputs) -> Stage:
     mdm, model = mdm_model(config, inputs)
-    return self_trained(config, inputs, mdm, model, config.organ_filter, "asit_mdm_plf_organ")
+    return self_trained(
+        config,
+        inputs,
+        mdm,
+        model,
+        config.organ_filter,
+        "asit_mdm_plf_organ",
+        stage_name="self_training_organ",
+    )
 
 
 @SETTINGS.register("asit_mdm_atlas")
@@ -164,7 +190,15 @@ def asit_mdm_atlas(config: Any, inputs: Inputs) -> Stage:
 @SETTINGS.register("asit_mdm_atlas_plf")
 def asit_mdm_atlas_plf(config: Any, inputs: Inputs) -> Stage:
     atlas, model = atlas_model(config, inputs)
-    return self_trained(config, inputs, atlas, model, config.organ_filter, "asit_mdm_atlas_plf")
+    return self_trained(
+        config,
+        inputs,
+        atlas,
+        model,
+        config.organ_filter,
+        "asit_mdm_atlas_plf",
+        stage_name="self_training_atlas",
+    )
 
 
 @SETTINGS.register("oracle")

@@ -31,8 +31,9 @@ class UDAResult:
 
     ``stages`` lists how every stage was obtained (ran or cached, wall time);
     ``notes`` holds settings that did not run (``"skipped"``) and stage facts
-    (``"mdm"``, ``"self_training"``, ``"ct_atlas"``); ``diagnosis`` the
-    pseudo-labels each setting trained on against the MR cases' true labels,
+    (``"mdm"``, ``"self_training"``, ``"ct_atlas"``; the settings beyond the paper add
+    ``"mdm_multi"``, ``"self_training_organ"``, ``"self_training_atlas"``); ``diagnosis``
+    the pseudo-labels each setting trained on against the MR cases' true labels,
     when the MR adaptation cases came with labels
     (:mod:`flare_uda.pipeline.diagnosis`).
     """
@@ -140,10 +141,12 @@ class UDAPipeline:
             write_json(self.run_dir / "diagnosis.json", result.diagnosis)
         result.stages = runner.summary()
         for record in result.stages:
-            if record.name in ("mdm", "self_training", "ct_atlas") and record.status != "not run":
+            noted = record.name.startswith(("mdm", "self_training", "ct_atlas"))
+            if noted and record.status != "not run":
                 result.notes[record.name] = runner.cache.folder(record.name, record.key).info()
-        if "self_training" in result.notes:
-            write_json(self.run_dir / "self_training.json", result.notes["self_training"])
+        for name, notes in result.notes.items():
+            if name.startswith("self_training"):  # self_training.json, self_training_organ.json
+                write_json(self.run_dir / f"{name}.json", notes)
         refs = {c.case_id: c.label for c in mr_test}
         # Score only organs every test label annotates (partial real labels, e.g. CHAOS).
         organs = sorted(set.intersection(*(set(c.annotated) for c in mr_test)))

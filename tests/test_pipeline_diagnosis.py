@@ -95,7 +95,10 @@ def test_the_new_settings_warm_start_like_the_papers():
     inputs = Inputs(*(Cases(name, []) for name in ("ct", "mr", "mr_labelled", "test")))
     final = SETTINGS.get("asit_mdm_atlas_plf")(config, inputs)
     train_final = final.upstream[0]
-    assert [u.name for u in train_final.upstream] == ["self_training_atlas", "train_asit_mdm_atlas"]
+    assert [u.name for u in train_final.upstream] == [
+        "self_training_atlas_plf",
+        "train_asit_mdm_atlas",
+    ]
     atlas_train = train_final.upstream[1]
     assert [u.name for u in atlas_train.upstream] == ["ct_atlas", "train_asit"]
     plf = train_final.upstream[0]

@@ -41,8 +41,8 @@ def test_extended_settings_run_and_diagnose(tiny_demo_run, tmp_path):
     assert "asit_mdm_atlas" in result.rows
     stages = {p.name.split("-")[0] for p in (out / "stages").iterdir()}
     assert {"ct_atlas", "train_asit_mdm_atlas", "train_asit_mdm_plf_organ"} <= stages
-    assert {"mdm_multi", "self_training_organ", "self_training_atlas"} <= stages
-    assert (out / "self_training_organ.json").is_file() and "mdm_multi" in result.notes
+    assert {"mdm_multi", "self_training_plf_organ", "self_training_atlas_plf"} <= stages
+    assert (out / "self_training_plf_organ.json").is_file() and "mdm_multi" in result.notes
     # the CT atlas hands over labels whose annotated organs are the trusted + filled ones
     (atlas,) = (out / "stages").glob("ct_atlas-*")
     notes = json.loads((atlas / "DONE.json").read_text())["cases"]

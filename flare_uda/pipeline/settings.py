@@ -167,18 +167,17 @@ def asit_mdm_plf(config: Any, inputs: Inputs) -> Stage:
     return self_trained(config, inputs, mdm, model, st_filter, "asit_mdm_plf", "train_final")
 
 
+def organ_self_trained(config: Any, inputs: Inputs, cases: Stage, model: Stage, name: str):
+    """:func:`self_trained` with ``organ_filter``, in a stage named apart from the paper's
+    (``asit_mdm_plf_organ``: ``self_training_plf_organ``)."""
+    stage = f"self_training_{name.removeprefix('asit_mdm_')}"
+    return self_trained(config, inputs, cases, model, config.organ_filter, name, stage_name=stage)
+
+
 @SETTINGS.register("asit_mdm_plf_organ")
 def asit_mdm_plf_organ(config: Any, inputs: Inputs) -> Stage:
     mdm, model = mdm_model(config, inputs)
-    return self_trained(
-        config,
-        inputs,
-        mdm,
-        model,
-        config.organ_filter,
-        "asit_mdm_plf_organ",
-        stage_name="self_training_organ",
-    )
+    return organ_self_trained(config, inputs, mdm, model, "asit_mdm_plf_organ")
 
 
 @SETTINGS.register("asit_mdm_atlas")
@@ -190,15 +189,7 @@ def asit_mdm_atlas(config: Any, inputs: Inputs) -> Stage:
 @SETTINGS.register("asit_mdm_atlas_plf")
 def asit_mdm_atlas_plf(config: Any, inputs: Inputs) -> Stage:
     atlas, model = atlas_model(config, inputs)
-    return self_trained(
-        config,
-        inputs,
-        atlas,
-        model,
-        config.organ_filter,
-        "asit_mdm_atlas_plf",
-        stage_name="self_training_atlas",
-    )
+    return organ_self_trained(config, inputs, atlas, model, "asit_mdm_atlas_plf")
 
 
 @SETTINGS.register("oracle")

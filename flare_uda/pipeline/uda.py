@@ -32,7 +32,7 @@ class UDAResult:
     ``stages`` lists how every stage was obtained (ran or cached, wall time);
     ``notes`` holds settings that did not run (``"skipped"``) and stage facts
     (``"mdm"``, ``"self_training"``, ``"ct_atlas"``; the settings beyond the paper add
-    ``"mdm_multi"``, ``"self_training_organ"``, ``"self_training_atlas"``); ``diagnosis``
+    ``"mdm_multi"``, ``"self_training_plf_organ"``, ``"self_training_atlas_plf"``); ``diagnosis``
     the pseudo-labels each setting trained on against the MR cases' true labels,
     when the MR adaptation cases came with labels
     (:mod:`flare_uda.pipeline.diagnosis`).
@@ -145,7 +145,7 @@ class UDAPipeline:
             if noted and record.status != "not run":
                 result.notes[record.name] = runner.cache.folder(record.name, record.key).info()
         for name, notes in result.notes.items():
-            if name.startswith("self_training"):  # self_training.json, self_training_organ.json
+            if name.startswith("self_training"):  # self_training.json, self_training_plf_organ.json
                 write_json(self.run_dir / f"{name}.json", notes)
         refs = {c.case_id: c.label for c in mr_test}
         # Score only organs every test label annotates (partial real labels, e.g. CHAOS).

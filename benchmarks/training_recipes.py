@@ -12,7 +12,6 @@ from __future__ import annotations
 from flare_uda.segmentation import NetworkConfig, get_preset
 
 SLICE_NET = NetworkConfig(base_features=8, max_downsamplings=5, max_features=128, spatial_dims=2)
-_FLAT = {"rotation_deg": 0.0, "scaling": (1.0, 1.0)}
 
 # name -> (segmentation preset, overrides). The 3D recipes start from ``quick``.
 RECIPES: dict[str, tuple[str, dict]] = {

@@ -23,6 +23,7 @@ from flare_uda.volume import Case, Volume
 SETTING_TITLES = {
     "only_ct": "Only CT",
     "cyclegan": "CycleGAN",
+    "anatomy": "Anatomy space (no GAN)",
     "asit": "ASIT",
     "asit_mdm": "ASIT + MDM",
     "asit_mdm_plf": "ASIT + MDM + PLF",

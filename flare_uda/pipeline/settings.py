@@ -15,6 +15,7 @@ paper's (``ablation: [asit, my_setting]`` in the YAML)::
 ``only_ct``       segmenter trained on CT, applied to MR (no translation)
 ``cyclegan``      trained on image-space fake MR (CycleGAN, with the translation section's
                   options when it names a CycleGAN, else its defaults)
+``anatomy``       trained on CT anatomy-space maps, applied to MR ones (ASIT without the GAN)
 ``asit``          the method's translator slot (``translation``): ASIT, or your translator
 ``asit_mdm``      ``asit`` pseudo-labels on the unlabelled MR, worse-sequence labels
                   replaced by MDM; retrained on real MR
@@ -99,6 +100,15 @@ def cyclegan(config: Any, inputs: Inputs) -> Stage:
     if isinstance(options, CycleGANConfig):
         shared = {name: getattr(options, name) for name in fields_of(CycleGANConfig())}
     return baseline(config, inputs, spec("translator", "cyclegan", **shared), "cyclegan")
+
+
+@SETTINGS.register("anatomy")
+def anatomy(config: Any, inputs: Inputs) -> Stage:
+    """Anatomy space alone (Sobel maps of CT for training and of MR for testing, no GAN),
+    with the translation section's ``sobel_mode`` when it has one: ASIT without its GAN."""
+    mode = getattr(config.translation.options, "sobel_mode", None)
+    options = {} if mode is None else {"sobel_mode": mode}
+    return baseline(config, inputs, spec("translator", "anatomy", **options), "anatomy")
 
 
 @SETTINGS.register("asit")

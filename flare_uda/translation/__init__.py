@@ -5,6 +5,7 @@ Registered in :data:`TRANSLATORS`: ``"identity"`` (no translation, the
 Sobel anatomy space).
 """
 
+from flare_uda.translation.anatomy import AnatomySpace
 from flare_uda.translation.asit import ASIT
 from flare_uda.translation.base import TRANSLATORS, Translator, get_translator
 from flare_uda.translation.config import PRESETS, CycleGANConfig, get_preset
@@ -13,6 +14,7 @@ from flare_uda.translation.identity import IdentityTranslator
 
 __all__ = [
     "ASIT",
+    "AnatomySpace",
     "PRESETS",
     "TRANSLATORS",
     "CycleGAN",

@@ -33,6 +33,9 @@ class AugmentConfig:
         Noise, blur, brightness, contrast, low-res simulation and gamma.
     mirror_axes : tuple of int
         Axes (0 z, 1 y, 2 x) mirrored with probability 0.5 each (nnU-Net: all).
+    appearance : float
+        Probability of a random intensity curve per sample
+        (:mod:`flare_uda.segmentation.appearance`; not in nnU-Net: 0 by default).
     """
 
     enabled: bool = True
@@ -41,8 +44,11 @@ class AugmentConfig:
     p_elastic: float = 0.0
     intensity: bool = True
     mirror_axes: tuple[int, ...] = (0, 1, 2)
+    appearance: float = 0.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.appearance, bool) or not 0.0 <= self.appearance <= 1.0:
+            raise ValueError(f"appearance must be a probability in [0, 1], got {self.appearance!r}")
         if not 0.0 <= self.rotation_deg <= 180.0:
             raise ValueError(f"rotation_deg must be in [0, 180], got {self.rotation_deg}")
         lo, hi = (float(s) for s in self.scaling)
@@ -187,6 +193,12 @@ def _transforms(patch: tuple[int, ...], config: AugmentConfig, mirror_axes: tupl
         spatial = SpatialTransform(patch, 0, random_crop=False)
         return ComposeTransforms([spatial, RemoveLabelTransform(-1, 0)])
     t = [_spatial(patch, config)]
+    if config.appearance > 0:
+        from batchgeneratorsv2.transforms.utils.random import RandomTransform
+
+        from flare_uda.segmentation.appearance import RandomCurveTransform
+
+        t.append(RandomTransform(RandomCurveTransform(), apply_probability=config.appearance))
     if config.intensity:
         t += _intensity()
     if mirror_axes:

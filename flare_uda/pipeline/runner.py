@@ -15,6 +15,10 @@ report), and after each stage it ran prints an estimate of the time the
 planned stages still need: stages that train report their amount of work
 (:meth:`Stage.work`, e.g. iterations x batch x patch voxels), and the runner
 divides by the rate it measured on the stages of that kind it already ran.
+
+While a stage runs, its per-case work (``runner.executor``) keeps every
+finished case in the stage folder (:mod:`flare_uda.pipeline.partial`), so a
+stage cut short by a kill or a lost worker resumes from the cases it finished.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 
 from flare_uda.executor import Executor, SerialExecutor
 from flare_uda.pipeline.cache import StageCache, stage_key
+from flare_uda.pipeline.partial import PARTIAL, KeepFinished
 
 
 class Stage(ABC):
@@ -125,11 +130,15 @@ class Runner:
     device : str or torch.device
         Where stages that train or predict run.
     executor : Executor, optional
-        The per-case work engine (default serial).
+        The per-case work engine (default serial). While a stage runs,
+        :attr:`executor` is this engine wrapped in a :class:`KeepFinished`.
     progress : bool
         Progress bars and log lines.
     log : callable, optional
         Receives each log line (default: print with a ``[flare-uda]`` prefix).
+    train_processes : int
+        Processes each training stage runs on (> 1: ``torchrun`` on this
+        machine, :func:`~flare_uda.segmentation.launch.launch_training`).
     """
 
     def __init__(
@@ -139,10 +148,17 @@ class Runner:
         executor: Executor | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        train_processes: int = 1,
     ) -> None:
+        if isinstance(train_processes, bool) or not isinstance(train_processes, int):
+            raise TypeError(f"train_processes must be an int, got {train_processes!r}")
+        if train_processes < 1:
+            raise ValueError(f"train_processes must be >= 1, got {train_processes}")
+        self.train_processes = train_processes
         self.cache = StageCache(Path(run_dir) / "stages")
         self.device = torch.device(device)
-        self.executor = executor if executor is not None else SerialExecutor(progress=progress)
+        self.engine = executor if executor is not None else SerialExecutor(progress=progress)
+        self._running: KeepFinished | None = None
         self.progress = progress
         self._log = log
         self.records: list[StageRecord] = []
@@ -151,6 +167,11 @@ class Runner:
         self._results: dict[str, Any] = {}
         self._pending: dict[str, Stage] = {}
         self._measured: dict[str, list[float]] = {}  # kind -> [seconds, amount]
+
+    @property
+    def executor(self) -> Executor:
+        """The per-case engine; while a stage runs, one that keeps its finished cases."""
+        return self._running if self._running is not None else self.engine
 
     def log(self, message: str) -> None:
         if self._log is not None:
@@ -221,9 +242,14 @@ class Runner:
             folder.dir.mkdir(parents=True, exist_ok=True)
             self.log(f"run    {stage.name}-{key}: {stage.describe()}")
             start = time.perf_counter()
-            result = stage.run(self, folder.dir, *inputs)
+            outer, self._running = self._running, KeepFinished(self.engine, folder.dir / PARTIAL)
+            try:
+                result = stage.run(self, folder.dir, *inputs)
+            finally:
+                keep, self._running = self._running, outer
             seconds = time.perf_counter() - start
             folder.mark_done({**stage.info(result), "seconds": round(seconds, 3)})
+            keep.clear()
             self.records.append(StageRecord(stage.name, key, "ran", seconds))
             self._finished(stage, key, seconds)
         self._results[key] = result

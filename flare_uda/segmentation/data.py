@@ -106,6 +106,26 @@ def batch_rng(seed: int, iteration: int) -> np.random.Generator:
     return np.random.default_rng(seq)
 
 
+def make_sample(
+    cases: Sequence[PreparedCase],
+    index: int,
+    rng: np.random.Generator,
+    batch_size: int,
+    crop_size: tuple[int, int, int],
+    transform,
+    oversample: float,
+    class_weights: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Sample ``index`` of a batch of ``batch_size``: image ``"c z y x"``, target
+    ``"1 z y x"`` and its case's annotated organs (see :func:`make_batch`)."""
+    case = cases[int(rng.integers(len(cases)))]
+    fg = forced_foreground(index, batch_size, oversample)
+    center = choose_center(case.label.shape, case.locations, fg, rng, class_weights)
+    img, seg = crop_padded(case.image, case.label, center, crop_size)
+    d = transform(image=torch.from_numpy(img), segmentation=torch.from_numpy(seg))
+    return d["image"].float(), d["segmentation"].long(), case.annotated
+
+
 def make_batch(
     cases: Sequence[PreparedCase],
     batch_size: int,
@@ -127,14 +147,9 @@ def make_batch(
     annotated : list of tuple
         The annotated organs of each sample's case.
     """
-    images, targets, annotated = [], [], []
-    for i in range(batch_size):
-        case = cases[int(rng.integers(len(cases)))]
-        fg = forced_foreground(i, batch_size, oversample)
-        center = choose_center(case.label.shape, case.locations, fg, rng, class_weights)
-        img, seg = crop_padded(case.image, case.label, center, crop_size)
-        d = transform(image=torch.from_numpy(img), segmentation=torch.from_numpy(seg))
-        images.append(d["image"].float())
-        targets.append(d["segmentation"].long())
-        annotated.append(case.annotated)
-    return torch.stack(images), torch.stack(targets), annotated
+    samples = [
+        make_sample(cases, i, rng, batch_size, crop_size, transform, oversample, class_weights)
+        for i in range(batch_size)
+    ]
+    images, targets, annotated = zip(*samples, strict=True)
+    return torch.stack(images), torch.stack(targets), list(annotated)

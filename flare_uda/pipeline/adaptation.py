@@ -88,7 +88,8 @@ class SelfTraining(Stage):
 
     Round 1's model is ``first_model`` (trained on the MDM labels with ``section``,
     as the ASIT + MDM setting's); rounds 2..K train with ``section`` in this
-    stage's folder. Predictions use ``inferer`` on the real images.
+    stage's folder, from scratch (the paper) or, with ``warm_start``, from the
+    previous round's weights. Predictions use ``inferer`` on the real images.
     """
 
     name = "self_training"
@@ -100,10 +101,12 @@ class SelfTraining(Stage):
         first_model: Stage,
         section: SegmentationConfig,
         inferer: PluginSpec,
+        warm_start: bool = False,
     ) -> None:
         if not isinstance(config, SelfTrainingConfig):
             raise TypeError(f"expected a SelfTrainingConfig, got {type(config).__name__}")
         self.st, self.section, self.inferer = config, section, inferer
+        self.warm_start = bool(warm_start)
         self.cases = cases
         self.upstream = (cases, first_model)
 
@@ -114,6 +117,7 @@ class SelfTraining(Stage):
             **to_plain(self.st),
             "train": self.section.train_config().to_dict(),
             "inferer": self.inferer.to_dict(),
+            **({"warm_start": True} if self.warm_start else {}),
         }
 
     def describe(self) -> str:
@@ -127,11 +131,18 @@ class SelfTraining(Stage):
         cases = cases_of(cases)
         config = self.section.train_config()
 
+        previous = [first_model]
+
         def train_fn(train_cases: list[Case], round_index: int):
             if round_index == 1:  # round 1 trains on the MDM labels: that model exists
                 return first_model
             where = folder / f"train_round{round_index}"
-            return train_model(runner, where, train_cases, config, True, f"round {round_index}")
+            init = previous[-1] if self.warm_start else None
+            model = train_model(
+                runner, where, train_cases, config, True, f"round {round_index}", init
+            )
+            previous.append(model)
+            return model
 
         result = run_self_training(
             train_fn,

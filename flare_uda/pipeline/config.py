@@ -15,6 +15,10 @@ Each section is the stage's own configuration, under the stage's own names:
                        (rounds, filter and ensembler plug-ins)
 ``executor``           an executor plug-in ``{name, options}`` for per-case work
 ``ablation``           names of the settings to run (:data:`~flare_uda.pipeline.settings.SETTINGS`)
+``warm_start``         start each adaptation stage's network from the previous stage's
+                       weights (ASIT + MDM from ASIT, each self-training round from
+                       the previous round, the final network from ASIT + MDM); the
+                       paper retrains every network from scratch (``false``)
 =====================  ==========================================================
 
 Loading resolves every plug-in name (with a did-you-mean), checks every option
@@ -100,6 +104,22 @@ class SegmentationConfig:
         )
 
 
+def _check_warm_start(first: SegmentationConfig, final: SegmentationConfig) -> None:
+    """Warm starts carry weights from stage to stage: one network shape throughout."""
+    a, b = first.train_config(), final.train_config()
+    differ = [
+        name
+        for name in ("network", "patch_size", "spacing", "num_classes", "head")
+        if getattr(a, name) != getattr(b, name)
+    ]
+    if differ:
+        raise ValueError(
+            "warm_start carries weights from stage to stage, so final_segmentation must use "
+            f"the network of segmentation; they differ in {differ} (set warm_start: false or "
+            "use the same network)"
+        )
+
+
 @dataclass(frozen=True)
 class UDAConfig:
     """A whole run of the method (and its ablation); see the module docstring."""
@@ -113,9 +133,14 @@ class UDAConfig:
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
     executor: PluginSpec = plugin_field("executor", "serial")
     ablation: tuple[str, ...] = ABLATION_SETTINGS
+    warm_start: bool = False
 
     def __post_init__(self) -> None:
         resolve_plugin_fields(self)
+        if not isinstance(self.warm_start, bool):
+            raise TypeError(f"warm_start must be true or false, got {self.warm_start!r}")
+        if self.warm_start:
+            _check_warm_start(self.segmentation, self.final_segmentation)
         from flare_uda.pipeline.settings import SETTINGS
 
         object.__setattr__(self, "ablation", tuple(self.ablation))

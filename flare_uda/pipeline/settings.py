@@ -67,7 +67,8 @@ def mdm_model(config: Any, inputs: Inputs) -> tuple[MDM, Train]:
     translate, model = translated_model(config, inputs, config.translation, "asit")
     pseudo = Predict("pseudo_asit", model, inputs.mr, config.inference, space=translate)
     mdm = MDM(config.mdm, inputs.mr, pseudo)
-    return mdm, Train("train_asit_mdm", config.segmentation, mdm, drop_empty=True)
+    init = model if config.warm_start else None
+    return mdm, Train("train_asit_mdm", config.segmentation, mdm, drop_empty=True, init=init)
 
 
 @SETTINGS.register("only_ct")
@@ -99,8 +100,16 @@ def asit_mdm(config: Any, inputs: Inputs) -> Stage:
 @SETTINGS.register("asit_mdm_plf")
 def asit_mdm_plf(config: Any, inputs: Inputs) -> Stage:
     mdm, model = mdm_model(config, inputs)
-    plf = SelfTraining(config.self_training, mdm, model, config.segmentation, config.inference)
-    final = Train("train_final", config.final_segmentation, plf, drop_empty=True)
+    plf = SelfTraining(
+        config.self_training,
+        mdm,
+        model,
+        config.segmentation,
+        config.inference,
+        warm_start=config.warm_start,
+    )
+    init = model if config.warm_start else None
+    final = Train("train_final", config.final_segmentation, plf, drop_empty=True, init=init)
     return Predict("asit_mdm_plf", final, inputs.test, config.inference)
 
 

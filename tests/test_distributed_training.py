@@ -32,6 +32,8 @@ from flare_uda.segmentation.distributed import (
     start,
 )
 from flare_uda.segmentation.launch import launch_training, torchrun_command, write_job
+from flare_uda.segmentation.networks import NetworkConfig
+from flare_uda.segmentation.organ_sampling import AdaptiveClassWeights
 
 CASES = [make_case(0), make_case(1, annotated=(1,)), make_case(2)]
 
@@ -47,11 +49,20 @@ def test_shards_cover_the_global_batch_once():
         assert all(parts)
 
 
-def test_any_number_of_ranks_makes_the_same_global_batch():
-    cfg = config(iterations=3)
+SLICES = NetworkConfig(base_features=4, max_downsamplings=2, max_features=16, spatial_dims=2)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"network": SLICES, "patch_size": (1, 16, 16), "batch_size": 4}],
+    ids=["3d", "slice-wise"],
+)
+def test_any_number_of_ranks_makes_the_same_global_batch(overrides):
+    cfg = config(iterations=3, **overrides)
+    in_plane = cfg.network.spatial_dims == 2
     train = prepare_cases(CASES, fit_preprocessor(CASES, cfg.spacing, "zscore"), 0, False)
-    crop = initial_patch_size(cfg.patch_size, cfg.augment, False)
-    transform = build_transforms(cfg.patch_size, cfg.augment, False)
+    crop = initial_patch_size(cfg.patch_size, cfg.augment, in_plane)
+    transform = build_transforms(cfg.patch_size, cfg.augment, in_plane)
 
     def batch(rank: int, world: int, it: int):
         ranks = Ranks(rank, world, rank)
@@ -60,7 +71,8 @@ def test_any_number_of_ranks_makes_the_same_global_batch():
     for it in range(3):
         whole = batch(0, 1, it)
         a, b = batch(0, 2, it), batch(1, 2, it)
-        assert a[0] == b[0] == it and a[1].shape[0] == 1
+        assert a[0] == b[0] == it and a[1].shape[0] == cfg.batch_size // 2
+        assert tuple(whole[1].shape[2:]) == cfg.patch_size
         for k in (1, 2, 3):
             torch.testing.assert_close(torch.cat([a[k], b[k]]), whole[k], rtol=0, atol=0)
 
@@ -119,13 +131,16 @@ def _one_step(rank: int, world: int, port: int, out: str) -> None:
     part = shard(4, ranks) if ranks is not None else range(4)
     sel = slice(part.start, part.stop)
     optimizer = build_optimizer(net.parameters(), cfg)
+    sampling = AdaptiveClassWeights(cfg.num_classes, momentum=0.5)
     with summing(ranks):
-        loss = deep_supervision_loss(model(x[sel]), y[sel], mask[sel], weights, cfg.head)
+        outputs = model(x[sel])
+        loss = deep_supervision_loss(outputs, y[sel], mask[sel], weights, cfg.head)
         loss.backward()
+        sampling.update(outputs[0].detach(), y[sel])  # counts of the global batch
     torch.nn.utils.clip_grad_norm_(net.parameters(), 12.0)
     optimizer.step()
     if rank == 0:
-        torch.save((loss.item(), net.state_dict()), out)
+        torch.save((loss.item(), net.state_dict(), sampling.weights()), out)
     if ranks is not None:
         dist.destroy_process_group()
 
@@ -135,9 +150,11 @@ def test_two_ranks_take_the_one_process_step(tmp_path):
 
     _one_step(0, 1, 0, str(tmp_path / "one.pt"))
     mp.spawn(_one_step, args=(2, 29000 + os.getpid() % 1000, str(tmp_path / "two.pt")), nprocs=2)
-    loss1, state1 = torch.load(tmp_path / "one.pt")
-    loss2, state2 = torch.load(tmp_path / "two.pt")
+    loss1, state1, sampling1 = torch.load(tmp_path / "one.pt", weights_only=False)
+    loss2, state2, sampling2 = torch.load(tmp_path / "two.pt", weights_only=False)
     assert loss2 == pytest.approx(loss1, rel=1e-6)
+    assert not np.allclose(sampling1, 1.0)  # the step moved the adaptive class weights
+    np.testing.assert_allclose(sampling2, sampling1, rtol=0, atol=1e-12)
     for k, v in state1.items():
         torch.testing.assert_close(state2[k], v, rtol=1e-5, atol=1e-7, msg=k)
 

@@ -14,11 +14,9 @@ wall time (in the stage's ``DONE.json`` and in :attr:`Runner.records`, for the
 report), and after each stage it ran prints an estimate of the time the
 planned stages still need: stages that train report their amount of work
 (:meth:`Stage.work`, e.g. iterations x batch x patch voxels), and the runner
-divides by the rate it measured on the stages of that kind it already ran.
-
-While a stage runs, its per-case work (``runner.executor``) keeps every
-finished case in the stage folder (:mod:`flare_uda.pipeline.partial`), so a
-stage cut short by a kill or a lost worker resumes from the cases it finished.
+divides by the rate it measured on the stages of that kind it already ran. A running
+stage's per-case work (``runner.executor``) keeps every finished case in its folder
+(:mod:`flare_uda.pipeline.partial`): a stage cut short resumes from them.
 """
 
 from __future__ import annotations
@@ -130,8 +128,7 @@ class Runner:
     device : str or torch.device
         Where stages that train or predict run.
     executor : Executor, optional
-        The per-case work engine (default serial). While a stage runs,
-        :attr:`executor` is this engine wrapped in a :class:`KeepFinished`.
+        The per-case engine (default serial); a running stage's :attr:`executor` wraps it.
     progress : bool
         Progress bars and log lines.
     log : callable, optional

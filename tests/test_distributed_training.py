@@ -193,6 +193,21 @@ def test_torchrun_two_processes_train_like_one_and_resume(tmp_path):
     ]
 
 
+@pytest.mark.slow
+def test_torchrun_training_starts_from_warm_start_weights(tmp_path):
+    """``init_from`` (the pipeline's ``warm_start``) reaches every rank of a launch."""
+    from flare_uda.segmentation import train_segmenter
+
+    start = train_segmenter(CASES, config(iterations=2), progress=False, device="cpu")
+    cfg = config(iterations=1, learning_rate=1e-9, seed=5)  # a step that moves nothing
+    warm = launch_training(CASES, cfg, tmp_path, 2, "cpu", init_from=start, progress=False)
+    state = warm.network.state_dict()
+    for k, v in start.network.state_dict().items():
+        torch.testing.assert_close(state[k], v, rtol=0, atol=1e-6, msg=k)
+    scratch = train_segmenter(CASES, cfg, progress=False, device="cpu").network.state_dict()
+    assert any(not torch.allclose(scratch[k], v, atol=1e-3) for k, v in state.items())
+
+
 def test_runner_train_processes_errors(tmp_path):
     from flare_uda.pipeline import Runner
 

@@ -93,13 +93,14 @@ def prepare_cases(
     return out
 
 
-def batch_rng(seed: int, iteration: int) -> np.random.Generator:
+def batch_rng(seed: int, iteration: int, *index: int) -> np.random.Generator:
     """The generator for one iteration; also seeds numpy's and torch's global RNGs.
 
     batchgeneratorsv2 draws its random parameters from ``np.random`` and
-    ``torch``, so those are reseeded per iteration too.
+    ``torch``, so those are reseeded per iteration too. ``index`` (a sample of
+    the batch, as under torchrun) gives that sample a generator of its own.
     """
-    seq = np.random.SeedSequence([int(seed), int(iteration)])
+    seq = np.random.SeedSequence([int(seed), int(iteration), *map(int, index)])
     state = seq.generate_state(2)
     np.random.seed(int(state[0]))
     torch.manual_seed(int(state[1]))

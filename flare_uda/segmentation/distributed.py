@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 
 from flare_uda.segmentation.batches import Batch, BatchStream
-from flare_uda.segmentation.data import make_sample
+from flare_uda.segmentation.data import batch_rng, make_sample
 from flare_uda.segmentation.losses import annotated_mask
 from flare_uda.segmentation.rank_sums import across_ranks, summing  # noqa: F401 (re-export)
 from flare_uda.segmentation.schedule import TrainingClock
@@ -142,11 +142,7 @@ def barrier(ranks: Ranks | None) -> None:
 def sample_rng(seed: int, iteration: int, index: int) -> np.random.Generator:
     """The generator of sample ``index`` of iteration ``iteration``; also seeds numpy's
     and torch's global generators (the augmentations draw from them)."""
-    seq = np.random.SeedSequence([int(seed), int(iteration), int(index)])
-    state = seq.generate_state(2)
-    np.random.seed(int(state[0]))
-    torch.manual_seed(int(state[1]))
-    return np.random.default_rng(seq)
+    return batch_rng(seed, iteration, index)
 
 
 def shard(batch_size: int, ranks: Ranks) -> range:

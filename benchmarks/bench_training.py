@@ -11,7 +11,7 @@ planned for 2 minutes, not the first 2 minutes of a longer one. Results are
 cached per pair in ``OUT/results.json`` (a rerun continues where it stopped).
 
     .venv/bin/python benchmarks/bench_training.py --out runs/bench_training \\
-        --recipes today slices_adaptive --budgets 2 5 10 20
+        --recipes today quick2d --budgets 2 5 10 20
 
 ``--step-costs`` prints the seconds per training step of the networks instead.
 """
@@ -115,7 +115,7 @@ def step_costs(threads: int) -> None:
 
     print(f"| recipe | batch | fp32 s | bf16 s | channels_last fp32 s | ({threads} threads) |")
     print("|---|---|---|---|---|---|")
-    for name in ("today", "slices"):
+    for name in ("today", "quick2d"):
         cfg = recipe_config(name, 1)
         topo = cfg.network.topology(cfg.patch_size, cfg.spacing)
         shape = (cfg.batch_size, 1, *cfg.patch_size)
@@ -149,7 +149,7 @@ def step_costs(threads: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/bench_training"))
-    p.add_argument("--recipes", nargs="+", default=["today", "slices_adaptive"])
+    p.add_argument("--recipes", nargs="+", default=["today", "quick2d"])
     p.add_argument("--budgets", nargs="+", type=float, default=[2, 5, 10, 20])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--step-costs", action="store_true")

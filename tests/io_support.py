@@ -12,20 +12,25 @@ import pytest
 import SimpleITK as sitk
 
 
-def write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int = 1) -> None:
+def write_dicom_series(
+    folder, array: np.ndarray, spacing, origin, series: int = 1, tags: dict | None = None
+) -> None:
     """Write a (z, y, x) int16 array as an axial CT DICOM series (SimpleITK's recipe).
+
+    ``tags`` (group|element -> value) are added to or replace the slices' tags
+    (e.g. ``{"0008|0060": "MR", "0008|103e": "T2 HASTE"}``).
 
     GDCM's writer sets the C locale (LC_CTYPE "C": Python's default text encoding
     becomes ASCII); the locale is put back afterwards.
     """
     ctype = locale.setlocale(locale.LC_CTYPE)
     try:
-        _write_dicom_series(folder, array, spacing, origin, series)
+        _write_dicom_series(folder, array, spacing, origin, series, tags or {})
     finally:
         locale.setlocale(locale.LC_CTYPE, ctype)
 
 
-def _write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int) -> None:
+def _write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int, extra) -> None:
     folder.mkdir()
     image = sitk.GetImageFromArray(array.astype(np.int16))
     image.SetSpacing(tuple(float(s) for s in spacing[::-1]))
@@ -46,6 +51,7 @@ def _write_dicom_series(folder, array: np.ndarray, spacing, origin, series: int)
             "0020|0032": "\\".join(map(str, image.TransformIndexToPhysicalPoint((0, 0, k)))),
             "0020|0013": str(k),
             "0018|0050": str(spacing[0]),
+            **extra,
         }
         for tag, value in tags.items():
             sl.SetMetaData(tag, value)

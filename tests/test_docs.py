@@ -46,3 +46,10 @@ def test_the_usage_config_example_loads():
     entry = yaml.safe_load(_blocks("yaml", "## The pipeline config")[0])
     cfg = UDAConfig.from_dict(entry)
     assert cfg.executor.name == "process" and cfg.self_training.ensembler.name == "union"
+
+
+def test_the_usage_training_recipe_loads_over_quick():
+    entry = yaml.safe_load(_blocks("yaml", "## Your own data")[0])
+    cfg = UDAConfig.from_dict(entry, base=get_preset("quick"))
+    train = cfg.final_segmentation.train_config()
+    assert cfg.warm_start and train.network.spatial_dims == 2 and train.time_budget_minutes == 20

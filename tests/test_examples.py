@@ -32,6 +32,10 @@ ARGS = {
         *("--preset", "tiny", "--ct", "{data}/ct", "--mr", "{data}/mr"),
         *("--mr-test", "{data}/mr_test", "--config", "{data}/only_ct.yaml", "--out", "{out}"),
     ],
+    "adapt_shared_data.py": [
+        *("--data", "{shared}", "--preset", "tiny", "--settings", "asit_mdm_plf"),
+        *("--device", "cpu", "--out", "{out}"),
+    ],
     "real_ct_to_mri.py": [
         *("--data", "{shared}", "--preset", "tiny", "--settings", "only_ct"),
         *("--iterations", "1", "--out", "{out}"),
@@ -104,3 +108,39 @@ def test_reproduce_paper_on_dataset_folders(tmp_path):
 def test_real_ct_to_mri(tmp_path, shared_data):
     run_example("real_ct_to_mri.py", tmp_path, shared=shared_data)
     assert (tmp_path / "out" / "report.md").is_file()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow  # the ASIT translation of the full-size real CT: minutes on 2 cores
+def test_adapt_shared_data(tmp_path, shared_data):
+    printed = run_example("adapt_shared_data.py", tmp_path, shared=shared_data)
+    assert printed.startswith("flare-uda adapt --source ") and "model: " in printed
+    out = tmp_path / "out"
+    assert (out / "model" / "weights.pt").is_file() and (out / "report.md").is_file()
+    assert len(list((out / "labels").glob("*.nii.gz"))) == 6
+    assert (tmp_path / "out_inputs" / "ct_total" / "totalseg_ct_dicom").is_symlink()
+
+
+def test_adapt_shared_data_puts_the_settings_over_a_recipe(tmp_path):
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location(
+        "adapt_example", EXAMPLES / "adapt_shared_data.py"
+    )
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("warm_start: true\nablation: [asit]\n")
+    written = example.write_config(str(recipe), None, tmp_path / "a.yaml")
+    assert yaml.safe_load(written.read_text()) == {"warm_start": True, "ablation": ["asit"]}
+    written = example.write_config(str(recipe), "only_ct,asit_mdm", tmp_path / "b.yaml")
+    assert yaml.safe_load(written.read_text())["ablation"] == ["only_ct", "asit_mdm"]
+    recipe.write_text("warm_start: true\n")
+    written = example.write_config(str(recipe), None, tmp_path / "c.yaml")
+    assert yaml.safe_load(written.read_text())["ablation"] == list(example.SETTINGS)
+    assert recipe.read_text() == "warm_start: true\n"  # the recipe itself is never written
+    recipe.write_text("- a list\n")
+    with pytest.raises(SystemExit, match="expected a YAML mapping"):
+        example.write_config(str(recipe), None, tmp_path / "d.yaml")

@@ -234,3 +234,27 @@ def test_legacy_errors_name_the_option():
         UDAConfig.from_dict({"pseudolabel": {"keep_fractoin": 0.5}})
     with pytest.raises(ValueError, match="mdm_features must be"):
         UDAConfig.from_dict({"pseudolabel": {"mdm_features": "images"}})
+
+
+@pytest.mark.parametrize("name, minutes", [("quick", 2.0), ("cpu", 6.0)])
+def test_cpu_presets_train_on_a_wall_clock_budget(name, minutes):
+    from flare_uda.pipeline.stages import training_length
+
+    config = get_preset(name)
+    for section in (config.segmentation, config.final_segmentation):
+        train = section.train_config()
+        assert section.preset == "quick2d" and train.network.spatial_dims == 2
+        assert train.time_budget_minutes == minutes
+        assert training_length(train) == f"for {minutes:g} min"
+    # the quick demo leaves only the image-space CycleGAN row to the cpu preset
+    assert set(PRESETS["cpu"].ablation) - set(config.ablation) <= {"cyclegan"}
+    assert config.warm_start == (name == "quick")
+
+
+def test_training_length_in_words():
+    from flare_uda.pipeline.stages import training_length
+    from flare_uda.segmentation import get_preset as seg_preset
+
+    assert training_length(seg_preset("quick")) == "400 iterations"
+    capped = seg_preset("quick", time_budget_minutes=1.5)
+    assert training_length(capped) == "400 iterations, at most 1.5 min"

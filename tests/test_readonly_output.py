@@ -13,6 +13,7 @@ import flare_uda.cli.translate
 import flare_uda.data.datasets
 import flare_uda.data.phantom
 import flare_uda.metrics.folders
+import flare_uda.pipeline.adapt_inputs
 import flare_uda.pipeline.demo
 from flare_uda._atomic import require_writable_dir
 from flare_uda.cli import main
@@ -42,6 +43,10 @@ COMMANDS = {
     ),
     "phantom": (["phantom", "--out", "OUT"], (flare_uda.data.phantom, "write_cohort")),
     "demo": (["demo", "--preset", "tiny", "--out", "OUT"], (flare_uda.pipeline.demo, "run_demo")),
+    "adapt": (
+        ["adapt", "--source", "{d}/in", "--target", "{d}/in", "--out", "OUT"],
+        (flare_uda.pipeline.adapt_inputs, "read_sources"),
+    ),
 }
 
 

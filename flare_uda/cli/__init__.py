@@ -18,6 +18,7 @@ from flare_uda.cli._errors import close_progress_bars, debugging, one_line_error
 COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("flare_uda.cli.phantom", "Generate the synthetic abdominal phantom cohort."),
     "demo": ("flare_uda.cli.demo", "Run the whole method on the phantom cohort."),
+    "adapt": ("flare_uda.cli.adapt", "Run the whole method on your own CT and MRI folders."),
     "translate": ("flare_uda.cli.translate", "Train or apply a CT <-> MR translator."),
     "evaluate": ("flare_uda.cli.evaluate", "FLARE DSC and NSD of predictions against references."),
     "efficiency": ("flare_uda.cli.efficiency", "Time and memory of a command (FLARE style)."),

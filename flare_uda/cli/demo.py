@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from flare_uda.cli._executor import executor_options
+from flare_uda.cli._options import device_option, quiet_option
 
 RUN_FILES = ("config.yaml", "report.md", "ablation.csv", "ablation.png", "overlays.png")
 """What a demo run writes at the top of ``--out`` (stage outputs go to ``--out/stages``)."""
@@ -55,16 +56,11 @@ def _refuse_overwriting(config_path: Path, out: Path, config_text: str) -> None:
     type=click.Path(file_okay=False),
     help="Run folder; rerunning resumes from its cached stages.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="Where networks train and run: auto (CUDA when available), cpu, cuda.",
-)
+@device_option
 @click.option(
     "--print-config", is_flag=True, help="Print the resolved YAML config (every option) and exit."
 )
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@quiet_option
 @click.option(
     "--train-processes",
     type=click.IntRange(min=1),

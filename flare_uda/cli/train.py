@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from flare_uda.cli._options import device_option, quiet_option
+
 
 def load_training_cases(
     images: Path,
@@ -152,13 +154,8 @@ def load_training_cases(
     show_default=True,
     help="Hold out the last N cases for validation DSC.",
 )
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="auto (CUDA when available), cpu or cuda.",
-)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@device_option
+@quiet_option
 def command(
     images,
     labels,

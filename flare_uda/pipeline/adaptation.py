@@ -22,6 +22,7 @@ from flare_uda.pipeline.stages import (
     cases_of,
     train_model,
     train_units,
+    training_length,
     with_labels,
 )
 from flare_uda.plugin import PluginSpec
@@ -121,11 +122,16 @@ class SelfTraining(Stage):
         }
 
     def describe(self) -> str:
-        return f"{self.st.rounds} self-training rounds, filter and ensemble"
+        length = training_length(self.section.train_config())
+        return f"{self.st.rounds} self-training rounds ({length} each), filter and ensemble"
 
     def work(self) -> tuple[str, float]:
         c = self.section.train_config()
         return "train", (self.st.rounds - 1) * train_units(c)
+
+    def max_seconds(self) -> float | None:
+        budget = self.section.train_config().time_budget_minutes
+        return None if budget is None else 60.0 * budget * (self.st.rounds - 1)
 
     def run(self, runner: Runner, folder: Path, cases: Any, first_model: Any) -> list[Case]:
         cases = cases_of(cases)

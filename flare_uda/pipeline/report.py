@@ -72,7 +72,11 @@ def _mean(table: list[dict], setting: str, seq: str, key: str) -> float:
     return float("nan")
 
 
-def ablation_figure(table: list[dict], path: str | os.PathLike) -> Path:
+def ablation_figure(
+    table: list[dict],
+    path: str | os.PathLike,
+    title: str = "Ablation on the phantom's held-out MR cases",
+) -> Path:
     """Grouped bars: mean DSC per setting for T1, T2 and all."""
     import matplotlib
 
@@ -92,7 +96,7 @@ def ablation_figure(table: list[dict], path: str | os.PathLike) -> Path:
     ax.set_ylabel("mean DSC (%) over 13 organs")
     ax.set_ylim(0, 100)
     ax.legend(title="MR sequence")
-    ax.set_title("Ablation on the phantom's held-out MR cases")
+    ax.set_title(title)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

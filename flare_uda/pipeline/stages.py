@@ -68,6 +68,16 @@ def _units(iterations: int, batch: int, patch: Sequence[int]) -> float:
     return float(iterations * batch * np.prod(patch))
 
 
+def training_length(config) -> str:
+    """How long a training runs, in words: its steps, its wall-clock budget, or both."""
+    budget = getattr(config, "time_budget_minutes", None)
+    if budget is None:
+        return f"{config.iterations} iterations"
+    if config.iterations >= 1_000_000:  # a budget with no real step cap
+        return f"for {budget:g} min"
+    return f"{config.iterations} iterations, at most {budget:g} min"
+
+
 def train_units(config) -> float:
     """Work of a training, for time estimates: iterations x batch size x patch voxels."""
     return _units(config.iterations, config.batch_size, config.patch_size)
@@ -168,9 +178,7 @@ class Train(Stage):
         return {"train": self.train_config.to_dict(), "drop_empty": self.drop_empty}
 
     def describe(self) -> str:
-        budget = getattr(self.train_config, "time_budget_minutes", None)
-        limit = f", at most {budget:g} min" if budget else ""
-        return f"train a segmenter ({self.train_config.iterations} iterations{limit})"
+        return f"train a segmenter ({training_length(self.train_config)})"
 
     def work(self) -> tuple[str, float]:
         return "train", train_units(self.train_config)

@@ -129,6 +129,18 @@ class UDAPipeline:
         runner.plan(list(finals.values()))  # every stage is checked before any work
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config.to_yaml(self.run_dir / "config.yaml")
+        result = self.execute(finals, runner)
+        self.evaluate(result, mr_test, runner)
+        return result
+
+    def execute(self, finals: dict[str, Stage], runner: Runner) -> UDAResult:
+        """Compute the final stage of each setting (a setting whose pseudo-labels are all
+        empty is noted as skipped, not raised); the stage records and MDM/self-training facts.
+
+        ``finals`` come from :meth:`settings` (or any stages yielding test-case labels);
+        ``runner`` should have planned them (:meth:`Runner.plan`), so that every stage
+        was checked before any work.
+        """
         result = UDAResult()
         for name, final in finals.items():
             try:
@@ -142,11 +154,16 @@ class UDAPipeline:
                 result.notes[record.name] = runner.cache.folder(record.name, record.key).info()
         if "self_training" in result.notes:
             write_json(self.run_dir / "self_training.json", result.notes["self_training"])
-        refs = {c.case_id: c.label for c in mr_test}
-        # Score only organs every test label annotates (partial real labels, e.g. CHAOS).
-        organs = sorted(set.intersection(*(set(c.annotated) for c in mr_test)))
+        return result
+
+    def evaluate(self, result: UDAResult, refs: list[Case], runner: Runner) -> None:
+        """Score every setting's predictions of the labelled cases ``refs`` into ``result.rows``.
+
+        Only organs every reference annotates are scored (partial real labels, e.g. CHAOS).
+        """
+        labels = {c.case_id: c.label for c in refs}
+        organs = sorted(set.intersection(*(set(c.annotated) for c in refs)))
         for name, preds in result.predictions.items():
             result.rows[name], _ = evaluate_cases(
-                preds, refs, executor=runner.executor, organs=organs
+                preds, labels, executor=runner.executor, organs=organs
             )
-        return result

@@ -1,4 +1,5 @@
-"""``--executor`` / ``--ray-address`` on predict, evaluate and demo: same files, clear errors."""
+"""``--executor`` / ``--ray-address`` on predict, evaluate, demo and adapt: same files, clear
+errors; ``--train-processes`` on demo and adapt."""
 
 from __future__ import annotations
 
@@ -64,6 +65,39 @@ def test_demo_takes_the_engine_into_its_config():
     res = invoke([*base, "--ray-address", "10.0.0.1:6379"])
     assert res.exit_code == 0, res.output
     assert "name: ray\n  options: {address: '10.0.0.1:6379', workers: null" in res.output
+
+
+class Stop(Exception):
+    """Raised by the stand-in for adapt's run, after it saw what it was given."""
+
+
+def test_adapt_takes_the_engine_and_the_training_processes(tmp_path, monkeypatch):
+    from adapt_support import write_user_folders
+
+    import flare_uda.pipeline.adapt as adapt_module
+
+    seen = []
+
+    def run_prepared(prepared, device, progress, train_processes):
+        seen.append((prepared.config.executor, train_processes))
+        raise Stop
+
+    monkeypatch.setattr(adapt_module, "run_prepared", run_prepared)
+    monkeypatch.setenv("FLARE_UDA_DEBUG", "1")  # Stop reaches the test, not an error line
+    user = write_user_folders(tmp_path, n_mr=2)
+    argv = ["adapt", "--source", str(user["ct_nnunet"]), "--target", str(user["mr"])]
+    argv += ["--sequences", str(user["sequences"]), "--out", str(tmp_path / "run")]
+    argv += ["--preset", "tiny", "--device", "cpu", "--quiet"]
+    assert isinstance(invoke(argv).exception, Stop)
+    res = invoke([*argv, "--executor", "process", "--train-processes", "2"])
+    assert isinstance(res.exception, Stop), res.output
+    assert [(e.name, n) for e, n in seen] == [("serial", 1), ("process", 2)]
+    res = invoke([*argv, "--ray-address", "auto"])
+    assert res.exit_code == 2 and "--ray-address needs --executor ray" in res.output
+    assert not (tmp_path / "run" / "stages").exists() and len(seen) == 2
+    pytest.importorskip("ray")
+    assert isinstance(invoke([*argv, "--executor", "ray", "--ray-address", "auto"]).exception, Stop)
+    assert (seen[-1][0].name, seen[-1][0].options.address) == ("ray", "auto")
 
 
 @pytest.mark.parametrize(

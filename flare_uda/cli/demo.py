@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from flare_uda.cli._executor import executor_options
-from flare_uda.cli._options import device_option, quiet_option
+from flare_uda.cli._options import device_option, quiet_option, train_processes_option
 
 RUN_FILES = ("config.yaml", "report.md", "ablation.csv", "ablation.png", "overlays.png")
 """What a demo run writes at the top of ``--out`` (stage outputs go to ``--out/stages``)."""
@@ -61,14 +61,7 @@ def _refuse_overwriting(config_path: Path, out: Path, config_text: str) -> None:
     "--print-config", is_flag=True, help="Print the resolved YAML config (every option) and exit."
 )
 @quiet_option
-@click.option(
-    "--train-processes",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Processes each training stage runs on: > 1 launches it with torchrun on this "
-    "machine (DDP; one GPU per process on CUDA). Trained models are cached either way.",
-)
+@train_processes_option
 @executor_options
 def command(
     preset: str,

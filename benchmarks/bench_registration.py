@@ -1,33 +1,37 @@
-"""Affine registration: our batched torch solver vs SimpleITK's framework.
+"""Registrars side by side: affine (SimpleITK, torch) and deformable (torch field, demons).
 
 Pairs (moving -> fixed), all scored by the mean Dice of the moving label moved
-onto the fixed grid (nearest neighbour) against the fixed label:
+onto the fixed grid (nearest neighbour) against the fixed label, and timed
+(``fit`` only, features included):
 
-- ``known``: the moving image IS the fixed image pulled through a known random
-  affine (rotation <= 8 deg, scale +-6 %, shift <= 8 mm); registered on
-  images; also the RMS affine error over the fixed grid, in voxels.
+- ``known``: the fixed image IS the moving one pulled through a known random
+  affine (rotation <= 8 deg, scale +-6 %, shift <= 8 mm); registered on images;
+  also the RMS error (mm) of the found map over the fixed organs.
+- ``deformed``: the same, through the affine AND a known smooth displacement
+  (sines of amplitude 10 mm over the field of view); images; error in mm.
 - ``unpaired``: two different subjects, registered on their label maps as
   smooth channels (how MDM moves pseudo-labels).
 - ``real``: CHAOS T2 pairs and TotalSegmentator-MR (T1-like) -> CHAOS T2 from
   ``../shared/data/mr`` when present (labels, liver/kidneys/spleen).
 
-Phantoms come from ``flare_uda.data.phantom.generate_case`` when it exists;
-otherwise from the small ellipsoid abdomen below (said in the output).
-``quick`` and ``paper`` are the phantom presets' MR grids. Both solvers run
-with their library defaults except the pyramid, which is the same for both:
-shrink factors (4, 2, 1) on images and (8, 4, 2) on label channels (blurred
-labels gain nothing at full resolution). Both run with the same thread count;
-torch is warmed up once first (one-time init).
+Phantoms come from ``flare_uda.data.phantom.generate_case`` (MR T1).
+``quick`` and ``paper`` are the phantom presets' MR grids. Every solver runs
+its library defaults except the affine pyramid, which is the same for all:
+(4, 2, 1) on images and (8, 4, 2) on label channels, and the torch field's
+pyramid on label channels, (4, 2) instead of its default (4, 2, 1). All run with the same
+thread count; torch is warmed up once first (one-time init).
 
-    .venv/bin/python benchmarks/bench_registration.py --presets quick paper --pairs 3
+    .venv/bin/python benchmarks/bench_registration.py --presets quick --pairs 3
 
-``--device cuda`` runs the torch solver on the GPU (SimpleITK stays on the
-CPU, with ``--sitk-threads`` threads: what a user without our solver runs).
+``--solvers`` picks registrars (default all four), ``--kinds`` the pair kinds;
+``--device cuda`` runs the torch solvers on the GPU (SimpleITK stays on the
+CPU, with ``--sitk-threads`` threads).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -36,52 +40,23 @@ import SimpleITK as sitk
 import torch
 
 from flare_uda.data.io import read_label, read_volume
-from flare_uda.registration import displacement_rms, get_registrar, resample_affine
+from flare_uda.data.phantom import generate_case
+from flare_uda.registration import get_registrar, resample_affine
 from flare_uda.registration.mdm import mean_dice
+from flare_uda.registration.warp import mapped_points, resample_deformed
 from flare_uda.volume import Volume
 
-GRIDS = {"quick": ((32, 112, 112), (6.5, 3.6, 3.6)), "paper": ((40, 320, 320), (6.0, 1.35, 1.35))}
-# (label, centre offset mm (z, y, x), radii mm, T1 intensity)
-ORGANS = (
-    (1, (0, -20, -45), (60, 70, 80), 0.8),
-    (3, (0, 10, 70), (45, 35, 30), 0.5),
-    (2, (-25, 45, -55), (45, 25, 22), 0.65),
-    (13, (-25, 45, 55), (45, 25, 22), 0.65),
-    (5, (0, 30, 5), (120, 10, 10), 0.3),
-    (11, (25, -30, 35), (35, 30, 40), 0.4),
-)
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mr"
+SOLVERS = ("sitk", "torch", "deformable", "demons")
+KINDS = ("known", "deformed", "unpaired", "real")
+CHAOS_PAIRS = ((2, 1), (5, 3), (8, 2), (3, 8), (1, 5))
+DEVICE = "cpu"  # set by --device; the torch solvers run there
+LABEL_SAMPLING = 1.0  # set by --label-sampling
 
 
-def ellipsoid_subject(preset: str, seed: int) -> tuple[Volume, Volume]:
-    """A body ellipse with six jittered organs, smooth bias and noise, on the preset's grid."""
-    shape, spacing = GRIDS[preset]
-    rng = np.random.default_rng(seed)
-    axes = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, spacing, strict=True)]
-    z, y, x = np.meshgrid(*axes, indexing="ij", sparse=True)
-    img = np.zeros(shape, np.float32)
-    lab = np.zeros(shape, np.uint8)
-    body = (y / 130.0) ** 2 + (x / 175.0) ** 2 <= 1
-    img[np.broadcast_to(body, shape)] = 0.2
-    for organ, off, rad, val in ORGANS:
-        o = np.asarray(off) + rng.normal(0, 6, 3)
-        r = np.asarray(rad) * rng.uniform(0.85, 1.15, 3)
-        m = ((z - o[0]) / r[0]) ** 2 + ((y - o[1]) / r[1]) ** 2 + ((x - o[2]) / r[2]) ** 2 <= 1
-        img[m], lab[m] = val, organ
-    bias = 1 + 0.1 * np.sin(x / 90.0 + rng.uniform(0, 6)) * np.cos(y / 70.0)
-    img = img * bias + rng.normal(0, 0.03, shape).astype(np.float32)
-    return Volume(img.astype(np.float32), spacing), Volume(lab, spacing)
-
-
-def subject(preset: str, seed: int) -> tuple[Volume, Volume, str]:
-    try:
-        from flare_uda.data.phantom import generate_case
-
-        case = generate_case(preset, "MR", "T1", seed)
-        return case.image, case.label, "phantom"
-    except ImportError:
-        img, lab = ellipsoid_subject(preset, seed)
-        return img, lab, "ellipsoids"
+def subject(preset: str, seed: int) -> tuple[Volume, Volume]:
+    case = generate_case(preset, "MR", "T1", seed)
+    return case.image, case.label
 
 
 def random_affine(fixed: Volume, rng: np.random.Generator) -> np.ndarray:
@@ -101,42 +76,52 @@ def random_affine(fixed: Volume, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-DEVICE = "cpu"  # set by --device; the torch solver runs there
-LABEL_SAMPLING = 1.0  # set by --label-sampling
+def smooth_field(reference: Volume, rng: np.random.Generator, amplitude=10.0) -> np.ndarray:
+    """Sines over the field of view, random phases: a known "3 z y x" displacement (mm)."""
+    p = mapped_points(np.eye(4), None, reference)
+    lo, hi = p.reshape(-1, 3).min(0), p.reshape(-1, 3).max(0)
+    q = np.pi * (p - lo) / (hi - lo)
+    ph = rng.uniform(0, np.pi, 3)
+    u = np.zeros((3, *reference.shape), np.float32)
+    u[2] = amplitude * np.sin(q[..., 1] + ph[0]) * np.cos(q[..., 0])
+    u[1] = amplitude * np.sin(q[..., 2] + ph[1])
+    u[0] = 0.3 * amplitude * np.sin(q[..., 1] + ph[2])
+    return u
 
 
-def run_pair(name, moving, mlab, fixed, flab, features, organs, true=None) -> list[dict]:
+def options(solver: str, features: str, organs) -> dict:
+    """The same affine pyramid for every solver: blurred labels need no full-resolution level."""
+    kw = {"features": features, "shrink_factors": (8, 4, 2) if features == "labels" else (4, 2, 1)}
+    if features == "labels":
+        kw |= {"organs": organs, "sampling_percentage": LABEL_SAMPLING}
+        if solver == "deformable":  # blurred channels need no full-resolution field level
+            kw |= {"deform_shrink_factors": (4, 2), "deform_iterations": (30, 30)}
+    if solver != "sitk":
+        kw["device"] = DEVICE
+    return kw
+
+
+def run_pair(name, solvers, moving, mlab, fixed, flab, features, organs, true=None) -> list[dict]:
+    """Every solver on one pair; ``true``: (matrix, displacement) of a known map, else None."""
     rows = []
     present = tuple(int(o) for o in np.unique(flab.array) if o > 0)
     base = mean_dice(resample_affine(mlab, np.eye(4), flab, True).array, flab.array, present)
-    for solver in ("sitk", "torch"):
-        # the same pyramid for both solvers: blurred label channels need no full-resolution level
-        kw = {
-            "features": features,
-            "shrink_factors": (8, 4, 2) if features == "labels" else (4, 2, 1),
-        }
-        kw |= {"organs": organs} if features == "labels" else {}
-        kw |= {"device": DEVICE} if solver == "torch" else {}
-        if features == "labels":  # the same metric sampling for both solvers
-            kw["sampling_percentage"] = LABEL_SAMPLING
-        reg = get_registrar(solver, **kw)
+    for solver in solvers:
+        reg = get_registrar(solver, **options(solver, features, organs))
         mov, fix = (mlab, flab) if features == "labels" else (moving, fixed)
         t0 = time.perf_counter()
         reg.fit(mov, fix)
         seconds = time.perf_counter() - t0
         dice = mean_dice(reg.transform(mlab, is_label=True).array, flab.array, present)
-        err = displacement_rms(reg.matrix_, true, fixed) if true is not None else float("nan")
-        print(f"  {name} {solver}: {seconds:.2f} s, DSC {dice:.3f}", flush=True)
-        rows.append(
-            dict(
-                pair=name,
-                solver=solver,
-                seconds=seconds,
-                dice=dice,
-                before=base,
-                err=err,
-                shape=fixed.shape,
+        err = float("nan")
+        if true is not None:
+            diff = mapped_points(reg.matrix_, reg.displacement_, fixed) - mapped_points(
+                *true, fixed
             )
+            err = float(np.sqrt((diff**2).sum(-1)[flab.array > 0].mean()))
+        print(f"  {name} {solver}: {seconds:.2f} s, DSC {dice:.3f}, err {err:.2f} mm", flush=True)
+        rows.append(
+            dict(pair=name, solver=solver, seconds=seconds, dice=dice, before=base, err=err)
         )
     return rows
 
@@ -157,27 +142,61 @@ def real_pairs() -> list[tuple[str, Volume, Volume, Volume, Volume]]:
     )
     keep = np.isin(ts[1].array, (1, 2, 3, 13))
     ts = (ts[0], ts[1].with_array(np.where(keep, ts[1].array, 0).astype(np.uint8)))
-    out = [
-        ("real (chaos2->chaos1)", *chaos(2), *chaos(1)),
-        ("real (chaos5->chaos3)", *chaos(5), *chaos(3)),
-        ("real (totalseg->chaos8)", *ts, *chaos(8)),
-    ]
-    return out
+    out = [(f"real (chaos{m}->chaos{f})", *chaos(m), *chaos(f)) for m, f in CHAOS_PAIRS]
+    return out + [("real (totalseg->chaos8)", *ts, *chaos(8))]
+
+
+def phantom_pairs(preset: str, kind: str, i: int, rng) -> tuple:
+    """(name, moving image, moving label, fixed image, fixed label, features, true map)."""
+    moving, mlab = subject(preset, 100 + i)
+    if kind == "unpaired":
+        fixed, flab = subject(preset, 200 + i)
+        return f"{preset} unpaired", moving, mlab, fixed, flab, "labels", None
+    matrix = random_affine(moving, rng)
+    field = smooth_field(moving, rng) if kind == "deformed" else None
+    fixed = resample_deformed(moving, matrix, field, moving)
+    flab = resample_deformed(mlab, matrix, field, mlab, is_label=True)
+    return f"{preset} {kind}", moving, mlab, fixed, flab, "image", (matrix, field)
+
+
+def print_tables(rows: list[dict], solvers) -> None:
+    print("| pair | DSC before | " + " | ".join(f"{s} DSC (s)" for s in solvers) + " |")
+    print("|---|---|" + "---|" * len(solvers))
+    for i in range(0, len(rows), len(solvers)):
+        group = rows[i : i + len(solvers)]
+        cells = [f"{r['dice']:.3f} ({r['seconds']:.2f})" for r in group]
+        print(f"| {group[0]['pair']} | {group[0]['before']:.3f} | " + " | ".join(cells) + " |")
+    for kind in dict.fromkeys(r["pair"].split(" (")[0] for r in rows):
+        sel = [r for r in rows if r["pair"].split(" (")[0] == kind]
+        cells = []
+        for s in solvers:
+            mine = [r for r in sel if r["solver"] == s]
+            err = np.mean([r["err"] for r in mine])
+            cells.append(
+                f"**{np.mean([r['dice'] for r in mine]):.3f}** "
+                f"({np.mean([r['seconds'] for r in mine]):.2f} s/pair"
+                + (f", err {err:.2f} mm" if np.isfinite(err) else "")
+                + ")"
+            )
+        n = len(sel) // len(solvers)
+        before = np.mean([r["before"] for r in sel])
+        print(f"| **{kind}, mean of {n}** | {before:.3f} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--presets", nargs="+", default=["quick", "paper"], choices=list(GRIDS))
+    parser.add_argument("--presets", nargs="+", default=["quick"], choices=["quick", "paper"])
     parser.add_argument("--pairs", type=int, default=3, help="pairs per kind and preset")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=SOLVERS)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--sitk-threads", type=int, help="default: --threads")
     parser.add_argument(
         "--label-sampling",
         type=float,
         default=1.0,
-        help="metric sampling fraction of both solvers on label pairs (ITK's percentage)",
+        help="metric sampling fraction of the affine solvers on label pairs (ITK's percentage)",
     )
     args = parser.parse_args()
     global DEVICE, LABEL_SAMPLING
@@ -185,62 +204,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     sitk_threads = args.sitk_threads or args.threads
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(sitk_threads)
-    warm, _ = ellipsoid_subject("quick", 0)
+    warm, _ = subject("tiny", 0)
     get_registrar("torch", iterations=(2, 2, 2), device=DEVICE).fit(warm, warm)
     rng = np.random.default_rng(0)
-    organs = tuple(o for o, *_ in ORGANS)
     rows = []
     for preset in args.presets:
-        for i in range(args.pairs):
-            fixed, flab, source = subject(preset, 100 + i)
-            true = random_affine(fixed, rng)
-            inv = np.linalg.inv(true)
-            moving, mlab = (
-                resample_affine(fixed, inv, fixed),
-                resample_affine(flab, inv, flab, True),
-            )
-            rows += run_pair(
-                f"{preset} known ({source})", moving, mlab, fixed, flab, "image", organs, true
-            )
-            other, olab, source = subject(preset, 200 + i)
-            rows += run_pair(
-                f"{preset} unpaired ({source})",
-                other,
-                olab,
-                fixed,
-                flab,
-                "labels",
-                tuple(int(o) for o in np.unique(flab.array) if o > 0),
-            )
-    if not args.no_real:
+        for kind in [k for k in args.kinds if k != "real"]:
+            for i in range(args.pairs):
+                name, mi, ml, fi, fl, features, true = phantom_pairs(preset, kind, i, rng)
+                organs = tuple(int(o) for o in np.unique(fl.array) if o > 0)
+                rows += run_pair(
+                    f"{name} ({i})", args.solvers, mi, ml, fi, fl, features, organs, true
+                )
+    if "real" in args.kinds:
         for name, mi, ml, fi, fl in real_pairs():
-            rows += run_pair(name, mi, ml, fi, fl, "labels", (1, 2, 3, 13))
+            rows += run_pair(name, args.solvers, mi, ml, fi, fl, "labels", (1, 2, 3, 13))
     where = torch.cuda.get_device_name() if DEVICE == "cuda" else f"cpu, {args.threads} threads"
     print(
-        f"torch on {where}; sitk {sitk.Version_VersionString()} on {sitk_threads} threads; "
-        f"torch {torch.__version__}"
+        f"torch {torch.__version__} on {where}; sitk {sitk.Version_VersionString()} on "
+        f"{sitk_threads} threads; load average {os.getloadavg()[0]:.1f} at the end"
     )
-    print(
-        "| pair | fixed shape (z,y,x) | sitk s | torch s | speed-up | DSC before | sitk DSC "
-        "| torch DSC | sitk err (vox) | torch err (vox) |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for a, b in zip(rows[::2], rows[1::2], strict=True):
-        print(
-            f"| {a['pair']} | {a['shape']} | {a['seconds']:.2f} | {b['seconds']:.2f} | "
-            f"{a['seconds'] / b['seconds']:.1f}x | {a['before']:.3f} | {a['dice']:.3f} | "
-            f"{b['dice']:.3f} | {a['err']:.2f} | {b['err']:.2f} |"
-        )
-    for kind in sorted({r["pair"].split(" (")[0] for r in rows}):
-        s = [r for r in rows if r["pair"].startswith(kind) and r["solver"] == "sitk"]
-        t = [r for r in rows if r["pair"].startswith(kind) and r["solver"] == "torch"]
-        print(
-            f"| **{kind} (sum/mean)** | | {sum(r['seconds'] for r in s):.2f} | "
-            f"{sum(r['seconds'] for r in t):.2f} | "
-            f"{sum(r['seconds'] for r in s) / sum(r['seconds'] for r in t):.1f}x | "
-            f"{np.mean([r['before'] for r in s]):.3f} | {np.mean([r['dice'] for r in s]):.3f} | "
-            f"{np.mean([r['dice'] for r in t]):.3f} | | |"
-        )
+    print_tables(rows, args.solvers)
 
 
 if __name__ == "__main__":

@@ -138,9 +138,19 @@ HISTORY = {f"c{i}": [_blob((0, i % 2, 0)), _blob((0, 0, i))] for i in range(4)}
 
 @pytest.mark.parametrize("name", FILTERS.names())
 def test_filter_conformance(name):
-    kept = _make("filter", name, FILTERS).select(HISTORY)
-    assert set(kept) <= set(HISTORY)
-    assert kept == [c for c in HISTORY if c in kept]  # history order
+    f = _make("filter", name, FILTERS)
+    if f.learns_from_source:  # a prior: learned from labelled CT, checked against the bodies
+        assert f.fit([_case("ct0", modality="CT", seed=1), _case("ct1", (1, 2, 0), "CT", 2)]) is f
+    else:
+        kept = f.select(HISTORY)
+        assert set(kept) <= set(HISTORY)
+        assert kept == [c for c in HISTORY if c in kept]  # history order
+    images = {cid: _case(cid, seed=i).image for i, cid in enumerate(HISTORY)}
+    organs = f.select_organs(HISTORY, images)
+    assert list(organs) == [c for c in HISTORY if c in organs]
+    assert all(o and set(o) <= set(range(1, 14)) for o in organs.values())
+    if not f.learns_from_source:
+        assert list(organs) == kept
 
 
 @pytest.mark.parametrize("name", ENSEMBLERS.names())

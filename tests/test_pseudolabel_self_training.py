@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flare_uda.executor import ProcessExecutor
-from flare_uda.pseudolabel import UncertaintyFilter, run_self_training
+from flare_uda.pseudolabel import OrganWiseFilter, UncertaintyFilter, run_self_training
 from flare_uda.volume import Case, Volume
 
 
@@ -103,6 +103,33 @@ def test_filter_applied(tmp_path):
     assert res.kept == ["case1"] and list(res.labels) == ["case1"]
     assert (tmp_path / "final" / "case1.nii.gz").exists()
     assert not (tmp_path / "final" / "case0.nii.gz").exists()
+
+
+def predict_two_organs(segmenter: int, case: Case) -> Volume:
+    """Organ 1 as the case's label; organ 2 a row that grows with the round in case0 only."""
+    lab = case.image.array.astype(np.uint8)
+    lab[3, 4, : 2 + (segmenter if case.case_id == "case0" else 0)] = 2
+    return case.image.with_array(lab)
+
+
+def test_an_organ_wise_filter_leaves_distrusted_organs_unknown(tmp_path):
+    res = run_self_training(
+        Recorder().train,
+        predict_two_organs,
+        _cases(),
+        2,
+        tmp_path,
+        label_filter=OrganWiseFilter(threshold=0.2, prior=False),
+    )
+    # organ 2 of case0 changes between rounds (u = 1/3): only that organ is dropped
+    assert res.kept == ["case0", "case1", "case2"]
+    assert res.organs == {"case0": (1,), "case1": (1, 2), "case2": (1, 2)}
+    assert set(np.unique(res.labels["case0"].array)) == {0, 1}  # dropped, not relabelled
+    assert set(np.unique(res.labels["case1"].array)) == {0, 1, 2}
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["final"]["organs"] == {"case0": [1], "case1": [1, 2], "case2": [1, 2]}
+    case_wise = run_self_training(Recorder().train, predict_two_organs, _cases(), 2, tmp_path / "c")
+    assert case_wise.organs == {f"case{i}": tuple(range(1, 14)) for i in range(3)}
 
 
 def test_loop_errors(tmp_path):

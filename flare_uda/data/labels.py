@@ -153,3 +153,8 @@ def remap_to_flare(array: np.ndarray, label_map: str) -> np.ndarray:
         raise ValueError(f"labels must be integers to remap, got dtype {arr.dtype}")
     check_label_values(arr, label_map)
     return get_label_map(label_map).lookup_table()[arr]
+
+
+def keep_organs(array: np.ndarray, organs) -> np.ndarray:
+    """``array`` with every label outside ``organs`` set to 0 (same dtype, a new array)."""
+    return np.where(np.isin(array, tuple(organs)), array, 0).astype(array.dtype)

@@ -9,6 +9,7 @@ with their fused labels. Both use the runner's executor for per-case work.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from flare_uda.pipeline.stages import (
 )
 from flare_uda.plugin import PluginSpec
 from flare_uda.pseudolabel import SelfTrainingConfig, run_self_training
+from flare_uda.pseudolabel.self_training import STATE_FILE
 from flare_uda.registration import MDMConfig, run_mdm
 from flare_uda.volume import Case
 
@@ -36,9 +38,10 @@ class MDM(Stage):
 
     name = "mdm"
 
-    def __init__(self, config: MDMConfig, cases: Stage, pseudo: Stage) -> None:
+    def __init__(self, config: MDMConfig, cases: Stage, pseudo: Stage, name: str = "mdm") -> None:
         if not isinstance(config, MDMConfig):
             raise TypeError(f"expected an MDMConfig, got {type(config).__name__}")
+        self.name = name  # several MDM stages in one run (e.g. mdm_multi) need their own names
         self.mdm = config
         self.cases = cases
         self.upstream = (cases, pseudo)
@@ -103,13 +106,23 @@ class SelfTraining(Stage):
         section: SegmentationConfig,
         inferer: PluginSpec,
         warm_start: bool = False,
+        source: Stage | None = None,
+        name: str = "self_training",
     ) -> None:
         if not isinstance(config, SelfTrainingConfig):
             raise TypeError(f"expected a SelfTrainingConfig, got {type(config).__name__}")
+        self.name = name
         self.st, self.section, self.inferer = config, section, inferer
         self.warm_start = bool(warm_start)
         self.cases = cases
         self.upstream = (cases, first_model)
+        if self.st.filter is not None and self.st.filter.build().learns_from_source:
+            if source is None:
+                raise ValueError(
+                    f"the {self.st.filter.name!r} filter learns a prior from the labelled source "
+                    "cases: pass source= (the CT cases stage)"
+                )
+            self.upstream = (cases, first_model, source)
 
     def config(self) -> Any:
         from flare_uda.options import to_plain
@@ -133,8 +146,13 @@ class SelfTraining(Stage):
         budget = self.section.train_config().time_budget_minutes
         return None if budget is None else 60.0 * budget * (self.st.rounds - 1)
 
-    def run(self, runner: Runner, folder: Path, cases: Any, first_model: Any) -> list[Case]:
+    def run(
+        self, runner: Runner, folder: Path, cases: Any, first_model: Any, source: Any = None
+    ) -> list[Case]:
         cases = cases_of(cases)
+        label_filter = self.st.filter.build() if self.st.filter is not None else None
+        if label_filter is not None and label_filter.learns_from_source:
+            label_filter.fit(cases_of(source))
         config = self.section.train_config()
 
         previous = [first_model]
@@ -157,17 +175,30 @@ class SelfTraining(Stage):
             rounds=self.st.rounds,
             work_dir=folder,
             executor=runner.executor,
-            label_filter=self.st.filter.build() if self.st.filter is not None else None,
+            label_filter=label_filter,
             ensembler=self.st.ensembler.build(),
         )
-        self.notes_ = {"uncertainty": result.uncertainty, "kept": result.kept}
-        return with_labels(cases, result.labels)
+        self.notes_ = {
+            "uncertainty": result.uncertainty,
+            "kept": result.kept,
+            "organs": {cid: list(o) for cid, o in result.organs.items()},
+        }
+        return [
+            c.with_label(result.labels[c.case_id], result.organs[c.case_id])
+            for c in cases
+            if c.case_id in result.labels
+        ]
 
     def load(self, runner: Runner, folder: Path) -> list[Case]:
         labels = {p.name.removesuffix(".nii.gz"): p for p in (folder / "final").glob("*.nii.gz")}
+        state = json.loads((folder / STATE_FILE).read_text()).get("final", {})
+        organs = state.get("organs", {})  # caches older than organ-wise filters: every organ
         cases = cases_of(runner.get(self.cases))
         return [
-            c.with_label(c.image.with_array(read_label(labels[c.case_id]).array), range(1, 14))
+            c.with_label(
+                c.image.with_array(read_label(labels[c.case_id]).array),
+                organs.get(c.case_id, range(1, 14)),
+            )
             for c in cases
             if c.case_id in labels
         ]

@@ -13,6 +13,13 @@ Each section is the stage's own configuration, under the stage's own names:
                        registrar plug-ins, sequences, gate)
 ``self_training``      :class:`~flare_uda.pseudolabel.SelfTrainingConfig`
                        (rounds, filter and ensembler plug-ins)
+``mdm_multi``          :class:`~flare_uda.registration.MDMConfig` of the setting
+                       ``asit_mdm_multi`` (default: the deformable registrar,
+                       3 atlases per case fused by a locally weighted vote)
+``organ_filter``       the filter plug-in of the organ-wise settings (``*_organ``,
+                       ``asit_mdm_atlas_plf``), replacing ``self_training.filter``
+``ct_atlas``           :class:`~flare_uda.registration.CTAtlasConfig` (registrar,
+                       atlases and fusion, trusted-organ filter, gate)
 ``executor``           an executor plug-in ``{name, options}`` for per-case work
 ``ablation``           names of the settings to run (:data:`~flare_uda.pipeline.settings.SETTINGS`)
 ``warm_start``         start each adaptation stage's network from the previous stage's
@@ -38,12 +45,28 @@ from typing import Any
 from flare_uda._atomic import write_text
 from flare_uda._validation import require_int
 from flare_uda.options import build_config, to_plain
-from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
+from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields, spec
 from flare_uda.pseudolabel import SelfTrainingConfig
-from flare_uda.registration import MDMConfig
+from flare_uda.registration import CTAtlasConfig, MDMConfig
+from flare_uda.registration.fusion import FusionConfig
 
 ABLATION_SETTINGS = ("only_ct", "cyclegan", "asit", "asit_mdm", "asit_mdm_plf", "oracle")
-"""The paper's Table 7, in order (the built-in settings)."""
+"""The paper's Table 7, in order (the default ``ablation``)."""
+EXTENDED_SETTINGS = (
+    "asit_mdm_multi",
+    "asit_mdm_plf_organ",
+    "asit_mdm_atlas",
+    "asit_mdm_atlas_plf",
+)
+"""Built-in settings beyond the paper (issue 14): multi-atlas deformable MDM, organ-wise
+filtering, the CT atlas."""
+
+
+def _multi_atlas_mdm() -> MDMConfig:
+    """MDM with the deformable registrar (on the anatomy-space images, as the paper's) and
+    3 atlases per case: the best variant of ``benchmarks/probe_organ_fill.py mdm``."""
+    registrar = spec("registrar", "deformable", shrink_factors=(8, 4, 2))
+    return MDMConfig(registrar=registrar, fusion=FusionConfig(atlases=3))
 
 
 @dataclass(frozen=True)
@@ -131,6 +154,9 @@ class UDAConfig:
     inference: PluginSpec = plugin_field("inferer", "sliding_window")
     mdm: MDMConfig = field(default_factory=MDMConfig)
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
+    mdm_multi: MDMConfig = field(default_factory=_multi_atlas_mdm)
+    organ_filter: PluginSpec = plugin_field("filter", "organ_wise")
+    ct_atlas: CTAtlasConfig = field(default_factory=CTAtlasConfig)
     executor: PluginSpec = plugin_field("executor", "serial")
     ablation: tuple[str, ...] = ABLATION_SETTINGS
     warm_start: bool = False

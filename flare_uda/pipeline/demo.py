@@ -93,6 +93,13 @@ def run_demo(
     for name, why in result.notes.get("skipped", {}).items():
         header += f"\n\n**Setting `{name}` did not run:** {why}."
     report = write_report(
-        out, result.rows, test, result.predictions, FINAL_SETTING, header, result.stages
+        out,
+        result.rows,
+        test,
+        result.predictions,
+        FINAL_SETTING,
+        header,
+        result.stages,
+        result.diagnosis,
     )
     return result, report

@@ -218,6 +218,12 @@ class Runner:
             )
         return out
 
+    def has(self, stage: Stage) -> bool:
+        """Whether :meth:`get` computes nothing: the result is held, its folder is done, or
+        the stage only hands over inputs (not cached)."""
+        key = self.key(stage)
+        return key in self._results or not stage.cached or self.cache.folder(stage.name, key).done
+
     def get(self, stage: Stage) -> Any:
         """The result of ``stage`` (run, or read from its finished folder), computed once."""
         key = self.key(stage)

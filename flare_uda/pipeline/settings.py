@@ -20,16 +20,24 @@ paper's (``ablation: [asit, my_setting]`` in the YAML)::
                   replaced by MDM; retrained on real MR
 ``asit_mdm_plf``  self-training rounds from the MDM labels, filter, ensemble, final net
 ``oracle``        trained on the adaptation MR with their true labels (upper bound)
+
+Beyond the paper (issue 14):
+
+``asit_mdm_multi``      ``asit_mdm`` with multi-atlas deformable MDM (``mdm_multi``)
+``asit_mdm_plf_organ``  ``asit_mdm_plf`` with the organ-wise filter (``organ_filter``)
+``asit_mdm_atlas``      ``asit_mdm`` with the organs MR labels lack filled from CT (``ct_atlas``)
+``asit_mdm_atlas_plf``  the CT atlas, then self-training with the organ-wise filter
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flare_uda.options import fields_of
 from flare_uda.pipeline.adaptation import MDM, SelfTraining
+from flare_uda.pipeline.ct_atlas import CTAtlas
 from flare_uda.pipeline.runner import Stage
 from flare_uda.pipeline.stages import Cases, Predict, Train, Translate
 from flare_uda.plugin import PluginSpec, spec
@@ -62,13 +70,20 @@ def baseline(config: Any, inputs: Inputs, translator: PluginSpec, name: str) -> 
     return Predict(name, model, inputs.test, config.inference, space=translate)
 
 
-def mdm_model(config: Any, inputs: Inputs) -> tuple[MDM, Train]:
-    """ASIT pseudo-labels on the adaptation MR, MDM, and a segmenter trained on the result."""
+def mdm_model(
+    config: Any, inputs: Inputs, mdm_config: Any = None, name: str = "train_asit_mdm"
+) -> tuple[MDM, Train]:
+    """ASIT pseudo-labels on the adaptation MR, MDM (``mdm_config``, default the ``mdm``
+    section; another one names its stage after ``name``: ``mdm_multi``), and a segmenter
+    ``name`` trained on the result."""
     translate, model = translated_model(config, inputs, config.translation, "asit")
     pseudo = Predict("pseudo_asit", model, inputs.mr, config.inference, space=translate)
-    mdm = MDM(config.mdm, inputs.mr, pseudo)
+    if mdm_config is None:
+        mdm = MDM(config.mdm, inputs.mr, pseudo)
+    else:
+        mdm = MDM(mdm_config, inputs.mr, pseudo, name=name.removeprefix("train_asit_"))
     init = model if config.warm_start else None
-    return mdm, Train("train_asit_mdm", config.segmentation, mdm, drop_empty=True, init=init)
+    return mdm, Train(name, config.segmentation, mdm, drop_empty=True, init=init)
 
 
 @SETTINGS.register("only_ct")
@@ -97,20 +112,84 @@ def asit_mdm(config: Any, inputs: Inputs) -> Stage:
     return Predict("asit_mdm", model, inputs.test, config.inference)
 
 
-@SETTINGS.register("asit_mdm_plf")
-def asit_mdm_plf(config: Any, inputs: Inputs) -> Stage:
-    mdm, model = mdm_model(config, inputs)
+@SETTINGS.register("asit_mdm_multi")
+def asit_mdm_multi(config: Any, inputs: Inputs) -> Stage:
+    """``asit_mdm`` with the ``mdm_multi`` section: several atlases, a deformable registrar."""
+    _, model = mdm_model(config, inputs, config.mdm_multi, "train_asit_mdm_multi")
+    return Predict("asit_mdm_multi", model, inputs.test, config.inference)
+
+
+def self_trained(
+    config: Any,
+    inputs: Inputs,
+    cases: Stage,
+    model: Stage,
+    filter: PluginSpec | None,
+    name: str,
+    train_name: str | None = None,
+    stage_name: str = "self_training",
+) -> Predict:
+    """Self-training (stage ``stage_name``) from ``cases`` (round 1: ``model``) with
+    ``filter``, a final net, test; with ``warm_start``, each round from the previous one and
+    the final net from ``model``."""
+    st = replace(config.self_training, filter=filter)
     plf = SelfTraining(
-        config.self_training,
-        mdm,
+        st,
+        cases,
         model,
         config.segmentation,
         config.inference,
         warm_start=config.warm_start,
+        source=inputs.ct,
+        name=stage_name,
     )
     init = model if config.warm_start else None
-    final = Train("train_final", config.final_segmentation, plf, drop_empty=True, init=init)
-    return Predict("asit_mdm_plf", final, inputs.test, config.inference)
+    final = Train(
+        train_name or f"train_{name}", config.final_segmentation, plf, drop_empty=True, init=init
+    )
+    return Predict(name, final, inputs.test, config.inference)
+
+
+def atlas_model(config: Any, inputs: Inputs) -> tuple[CTAtlas, Train]:
+    """MDM's cases with the organs they lack filled from CT, and a segmenter trained on them
+    (with ``warm_start``, from ASIT's model, as ASIT + MDM's)."""
+    mdm, mdm_train = mdm_model(config, inputs)
+    atlas = CTAtlas(config.ct_atlas, mdm, inputs.ct)
+    init = mdm_train.upstream[1] if config.warm_start else None  # Train: (cases, init)
+    train = Train("train_asit_mdm_atlas", config.segmentation, atlas, drop_empty=True, init=init)
+    return atlas, train
+
+
+@SETTINGS.register("asit_mdm_plf")
+def asit_mdm_plf(config: Any, inputs: Inputs) -> Stage:
+    mdm, model = mdm_model(config, inputs)
+    st_filter = config.self_training.filter
+    return self_trained(config, inputs, mdm, model, st_filter, "asit_mdm_plf", "train_final")
+
+
+def organ_self_trained(config: Any, inputs: Inputs, cases: Stage, model: Stage, name: str):
+    """:func:`self_trained` with ``organ_filter``, in a stage named apart from the paper's
+    (``asit_mdm_plf_organ``: ``self_training_plf_organ``)."""
+    stage = f"self_training_{name.removeprefix('asit_mdm_')}"
+    return self_trained(config, inputs, cases, model, config.organ_filter, name, stage_name=stage)
+
+
+@SETTINGS.register("asit_mdm_plf_organ")
+def asit_mdm_plf_organ(config: Any, inputs: Inputs) -> Stage:
+    mdm, model = mdm_model(config, inputs)
+    return organ_self_trained(config, inputs, mdm, model, "asit_mdm_plf_organ")
+
+
+@SETTINGS.register("asit_mdm_atlas")
+def asit_mdm_atlas(config: Any, inputs: Inputs) -> Stage:
+    _, model = atlas_model(config, inputs)
+    return Predict("asit_mdm_atlas", model, inputs.test, config.inference)
+
+
+@SETTINGS.register("asit_mdm_atlas_plf")
+def asit_mdm_atlas_plf(config: Any, inputs: Inputs) -> Stage:
+    atlas, model = atlas_model(config, inputs)
+    return organ_self_trained(config, inputs, atlas, model, "asit_mdm_atlas_plf")
 
 
 @SETTINGS.register("oracle")

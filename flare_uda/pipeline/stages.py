@@ -46,6 +46,8 @@ def usable(cases: Sequence[Case], stage: str) -> list[Case]:
     to predict background; such cases are left out of training.
     """
     kept = [c for c in cases if c.label is not None and c.label.array.any()]
+    if not cases:
+        raise NoPseudoLabels(f"{stage}: no case left to train on (a filter kept none)")
     if not kept:
         raise NoPseudoLabels(
             f"{stage}: all {len(cases)} pseudo-labels are empty (the segmenter predicts no "

@@ -18,6 +18,7 @@ from flare_uda._atomic import write_json
 from flare_uda._device import resolve_device
 from flare_uda.metrics import MetricRow, evaluate_cases
 from flare_uda.pipeline.config import UDAConfig
+from flare_uda.pipeline.diagnosis import diagnose
 from flare_uda.pipeline.runner import Runner, Stage, StageRecord
 from flare_uda.pipeline.settings import SETTINGS, Inputs
 from flare_uda.pipeline.stages import Cases, NoPseudoLabels, usable  # noqa: F401 (re-export)
@@ -30,13 +31,18 @@ class UDAResult:
 
     ``stages`` lists how every stage was obtained (ran or cached, wall time);
     ``notes`` holds settings that did not run (``"skipped"``) and stage facts
-    (``"mdm"``, ``"self_training"``).
+    (``"mdm"``, ``"self_training"``, ``"ct_atlas"``; the settings beyond the paper add
+    ``"mdm_multi"``, ``"self_training_plf_organ"``, ``"self_training_atlas_plf"``); ``diagnosis``
+    the pseudo-labels each setting trained on against the MR cases' true labels,
+    when the MR adaptation cases came with labels
+    (:mod:`flare_uda.pipeline.diagnosis`).
     """
 
     predictions: dict[str, dict[str, Volume]] = field(default_factory=dict)
     rows: dict[str, list[MetricRow]] = field(default_factory=dict)
     notes: dict[str, dict] = field(default_factory=dict)
     stages: list[StageRecord] = field(default_factory=list)
+    diagnosis: dict[str, dict] = field(default_factory=dict)
 
 
 class UDAPipeline:
@@ -119,6 +125,7 @@ class UDAPipeline:
         ----------
         ct : labelled CT cases (source)
         mr : MR cases used for adaptation; their labels, if any, are only used by ``oracle``
+            and to diagnose the pseudo-labels (never by the adaptation itself)
         mr_test : labelled MR cases, held out, for evaluation only
         data : JSON-able, optional
             Where the cases come from (e.g. the phantom's data section), keyed with them.
@@ -129,17 +136,21 @@ class UDAPipeline:
         runner.plan(list(finals.values()))  # every stage is checked before any work
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config.to_yaml(self.run_dir / "config.yaml")
-        result = self.execute(finals, runner)
+        truth = {c.case_id: c.label for c in mr if c.label is not None}
+        result = self.execute(finals, runner, truth)
         self.evaluate(result, mr_test, runner)
         return result
 
-    def execute(self, finals: dict[str, Stage], runner: Runner) -> UDAResult:
+    def execute(
+        self, finals: dict[str, Stage], runner: Runner, truth: dict | None = None
+    ) -> UDAResult:
         """Compute the final stage of each setting (a setting whose pseudo-labels are all
         empty is noted as skipped, not raised); the stage records and MDM/self-training facts.
 
         ``finals`` come from :meth:`settings` (or any stages yielding test-case labels);
         ``runner`` should have planned them (:meth:`Runner.plan`), so that every stage
-        was checked before any work.
+        was checked before any work. ``truth`` (case id -> true label of adaptation MR
+        cases, optional) diagnoses each setting's pseudo-labels.
         """
         result = UDAResult()
         for name, final in finals.items():
@@ -148,12 +159,17 @@ class UDAPipeline:
             except NoPseudoLabels as err:  # reported, never silent: see report.md
                 result.notes.setdefault("skipped", {})[name] = str(err)
                 runner.log(f"skipped {name}: {err}")
+        result.diagnosis = diagnose(runner, finals, truth or {})
+        if result.diagnosis:
+            write_json(self.run_dir / "diagnosis.json", result.diagnosis)
         result.stages = runner.summary()
         for record in result.stages:
-            if record.name in ("mdm", "self_training") and record.status != "not run":
+            noted = record.name.startswith(("mdm", "self_training", "ct_atlas"))
+            if noted and record.status != "not run":
                 result.notes[record.name] = runner.cache.folder(record.name, record.key).info()
-        if "self_training" in result.notes:
-            write_json(self.run_dir / "self_training.json", result.notes["self_training"])
+        for name, notes in result.notes.items():
+            if name.startswith("self_training"):  # self_training.json, self_training_plf_organ.json
+                write_json(self.run_dir / f"{name}.json", notes)
         return result
 
     def evaluate(self, result: UDAResult, refs: list[Case], runner: Runner) -> None:

@@ -1,4 +1,5 @@
-"""flare_uda.pseudolabel: uncertainty (eq. 7), filters, ensembling, the self-training loop."""
+"""flare_uda.pseudolabel: uncertainty (eq. 7), case- and organ-wise filters, ensembling, the
+self-training loop."""
 
 from flare_uda.pseudolabel.base import (
     ENSEMBLERS,
@@ -16,12 +17,19 @@ from flare_uda.pseudolabel.ensemble import (
     union_ensemble,
 )
 from flare_uda.pseudolabel.filters import UncertaintyFilter, VolumePriorFilter, source_volume_stats
+from flare_uda.pseudolabel.organs import OrganWiseFilter, OrganWiseOptions
+from flare_uda.pseudolabel.prior import OrganStats, learn_organ_prior
 from flare_uda.pseudolabel.self_training import (
     SelfTrainingConfig,
     SelfTrainingResult,
     run_self_training,
 )
-from flare_uda.pseudolabel.uncertainty import pseudo_label_uncertainty, uncertainties
+from flare_uda.pseudolabel.uncertainty import (
+    organ_uncertainties,
+    organ_uncertainty,
+    pseudo_label_uncertainty,
+    uncertainties,
+)
 
 __all__ = [
     "ENSEMBLERS",
@@ -29,6 +37,9 @@ __all__ = [
     "AllOf",
     "Ensembler",
     "MajorityEnsembler",
+    "OrganStats",
+    "OrganWiseFilter",
+    "OrganWiseOptions",
     "PseudoLabelFilter",
     "SelfTrainingConfig",
     "SelfTrainingResult",
@@ -37,7 +48,10 @@ __all__ = [
     "VolumePriorFilter",
     "get_ensembler",
     "get_filter",
+    "learn_organ_prior",
     "majority_vote",
+    "organ_uncertainties",
+    "organ_uncertainty",
     "pseudo_label_uncertainty",
     "run_self_training",
     "source_volume_stats",

@@ -2,7 +2,9 @@
 
 A *history* maps each case id to its pseudo-labels of successive
 self-training rounds, oldest first: ``dict[str, list[Volume | np.ndarray]]``.
-A filter keeps some case ids; an ensembler fuses one case's labels into one.
+A filter keeps some case ids, and per kept case the organs it trusts
+(:meth:`PseudoLabelFilter.select_organs`; a case-wise filter trusts all of
+them); an ensembler fuses one case's labels into one.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import numpy as np
 
 from flare_uda.plugin import Plugin, PluginSpec, plugin_list_field, resolve_plugin_fields
 from flare_uda.registry import Registry
-from flare_uda.volume import Volume
+from flare_uda.volume import Case, Volume
 
 FILTERS: Registry[type[PseudoLabelFilter]] = Registry("pseudo-label filter")
 ENSEMBLERS: Registry[type[Ensembler]] = Registry("ensembler")
 
 LabelLike = Volume | np.ndarray
 History = Mapping[str, Sequence[LabelLike]]
+ALL_ORGANS = tuple(range(1, 14))
 
 
 def label_arrays(labels: Sequence[LabelLike], min_count: int = 1) -> list[np.ndarray]:
@@ -42,8 +45,20 @@ def label_arrays(labels: Sequence[LabelLike], min_count: int = 1) -> list[np.nda
     return arrays
 
 
+def _check_history(history: History) -> None:
+    if not isinstance(history, Mapping):
+        raise TypeError(f"expected a dict case_id -> labels, got {type(history).__name__}")
+    if not history:
+        raise ValueError("expected a non-empty history, got no cases")
+
+
 class PseudoLabelFilter(Plugin, ABC):
-    """Selects the case ids whose pseudo-labels are trusted."""
+    """Selects the case ids whose pseudo-labels are trusted, and per case the trusted organs.
+
+    Organ-wise filters override :meth:`keep_organs`; a filter that learns from
+    the labelled source cases (a prior) says so in :attr:`learns_from_source`
+    and learns in :meth:`fit`.
+    """
 
     kind = "filter"
 
@@ -55,12 +70,37 @@ class PseudoLabelFilter(Plugin, ABC):
         ValueError
             If ``history`` is empty.
         """
-        if not isinstance(history, Mapping):
-            raise TypeError(f"expected a dict case_id -> labels, got {type(history).__name__}")
-        if not history:
-            raise ValueError("expected a non-empty history, got no cases")
+        _check_history(history)
         kept = set(self.keep(history))
         return [cid for cid in history if cid in kept]
+
+    def select_organs(
+        self, history: History, images: Mapping[str, Volume] | None = None
+    ) -> dict[str, tuple[int, ...]]:
+        """``{case_id: trusted organs}`` for the kept cases, in ``history`` order.
+
+        An organ left out of a kept case is *unknown* there (not background):
+        the pipeline removes it from the label and from ``Case.annotated``.
+        ``images``: each case's image, for filters that need the body.
+        """
+        _check_history(history)
+        organs = self.keep_organs(history, images)
+        return {cid: tuple(sorted(organs[cid])) for cid in history if organs.get(cid)}
+
+    def keep_organs(
+        self, history: History, images: Mapping[str, Volume] | None
+    ) -> dict[str, tuple[int, ...]]:
+        """Trusted organs per kept case (a case-wise filter: every organ of its kept cases)."""
+        return {cid: ALL_ORGANS for cid in self.keep(history)}
+
+    @property
+    def learns_from_source(self) -> bool:
+        """Whether :meth:`fit` must see the labelled source cases before selecting."""
+        return False
+
+    def fit(self, source_cases: Sequence[Case]) -> PseudoLabelFilter:
+        """Learn from labelled source cases (nothing, unless :attr:`learns_from_source`)."""
+        return self
 
     @abstractmethod
     def keep(self, history: History) -> list[str]:
@@ -105,6 +145,30 @@ class AllOf(PseudoLabelFilter):
             current = {k: v for k, v in current.items() if k in kept}
         return list(current)
 
+    def keep_organs(
+        self, history: History, images: Mapping[str, Volume] | None
+    ) -> dict[str, tuple[int, ...]]:
+        """Organs every filter trusts, each filter seeing the cases the previous ones kept."""
+        current = dict(history)
+        organs = {cid: set(ALL_ORGANS) for cid in history}
+        for f in self.filters_:
+            if not current:
+                break
+            trusted = f.select_organs(current, images)
+            organs = {cid: organs[cid] & set(o) for cid, o in trusted.items()}
+            organs = {cid: o for cid, o in organs.items() if o}
+            current = {k: v for k, v in current.items() if k in organs}
+        return {cid: tuple(organs[cid]) for cid in current}
+
+    @property
+    def learns_from_source(self) -> bool:
+        return any(f.learns_from_source for f in self.filters_)
+
+    def fit(self, source_cases: Sequence[Case]) -> AllOf:
+        for f in self.filters_:
+            f.fit(source_cases)
+        return self
+
 
 class Ensembler(Plugin, ABC):
     """Fuses one case's pseudo-labels of several rounds into one label map."""
@@ -129,5 +193,6 @@ def get_ensembler(name: str, **options: Any) -> Ensembler:
 
 
 def get_filter(name: str, **options: Any) -> PseudoLabelFilter:
-    """A filter by registry name (``"uncertainty"``, ``"volume_prior"``, ``"all_of"``)."""
+    """A filter by registry name (``"uncertainty"``, ``"organ_wise"``, ``"volume_prior"``,
+    ``"all_of"``)."""
     return PseudoLabelFilter.from_config({"name": name, "options": options})

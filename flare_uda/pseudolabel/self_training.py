@@ -19,16 +19,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from flare_uda._atomic import write_json
 from flare_uda.data.io import read_label, write_volume
+from flare_uda.data.labels import keep_organs
 from flare_uda.executor import Executor, get_executor
 from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
-from flare_uda.pseudolabel.base import Ensembler, PseudoLabelFilter, get_ensembler
+from flare_uda.pseudolabel.base import ALL_ORGANS, Ensembler, PseudoLabelFilter, get_ensembler
 from flare_uda.pseudolabel.uncertainty import pseudo_label_uncertainty
 from flare_uda.volume import Case, Volume
 
@@ -76,13 +77,18 @@ class SelfTrainingResult:
     kept : list of str
         Case ids the filter kept (all when no filter).
     labels : dict case_id -> Volume
-        The ensembled label of each kept case (also in ``work_dir/final``).
+        The ensembled label of each kept case (also in ``work_dir/final``),
+        holding only its trusted organs.
+    organs : dict case_id -> tuple of int
+        The organs the filter trusts in each kept case (every organ for a
+        case-wise filter); the others are *unknown* there, not background.
     """
 
     history: dict[str, list[Path]]
     uncertainty: dict[str, float]
     kept: list[str]
     labels: dict[str, Volume]
+    organs: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 def _label_path(work_dir: Path, round_index: int, case_id: str) -> Path:
@@ -157,7 +163,11 @@ def run_self_training(
     executor : str, Executor or None
         Per-case prediction engine (:func:`flare_uda.executor.get_executor`).
     label_filter : PseudoLabelFilter or None
-        Selects trusted cases from the history (None keeps all).
+        Selects trusted cases, and in each the trusted organs
+        (:meth:`~flare_uda.pseudolabel.PseudoLabelFilter.select_organs`, given
+        the cases' images), from the history; None keeps all. A filter that
+        :attr:`~flare_uda.pseudolabel.PseudoLabelFilter.learns_from_source`
+        must be fitted already.
     ensembler : str or Ensembler
         Fuses the K labels of each kept case (``"union"`` by default, the paper).
     """
@@ -201,10 +211,26 @@ def run_self_training(
     summaries = run.map(partial(_load_history, history), cases, desc="uncertainty")
     loaded = {c.case_id: labs for c, (labs, _) in zip(cases, summaries, strict=True)}
     uncertainty = {c.case_id: u for c, (_, u) in zip(cases, summaries, strict=True)}
-    kept = label_filter.select(loaded) if label_filter is not None else list(ids)
-    fused = {cid: ens(loaded[cid]) for cid in kept}
+    organs = {cid: ALL_ORGANS for cid in ids}
+    if label_filter is not None:
+        organs = label_filter.select_organs(loaded, {c.case_id: c.image for c in cases})
+    kept = list(organs)
+    fused = {cid: only(ens(loaded[cid]), organs[cid]) for cid in kept}
     for cid, lab in fused.items():
         write_volume(lab, work / "final" / f"{cid}.nii.gz", is_label=True)
-    state["final"] = {"rounds": int(rounds), "kept": kept, "uncertainty": uncertainty}
+    state["final"] = {
+        "rounds": int(rounds),
+        "kept": kept,
+        "uncertainty": uncertainty,
+        "organs": {cid: list(o) for cid, o in organs.items()},
+    }
     write_json(work / STATE_FILE, state)
-    return SelfTrainingResult(history, uncertainty, kept, fused)
+    return SelfTrainingResult(history, uncertainty, kept, fused, organs)
+
+
+def only(label: Volume, organs: tuple[int, ...]) -> Volume:
+    """``label`` with every organ outside ``organs`` set to 0 (unknown once left out of
+    ``Case.annotated``)."""
+    if set(organs) >= set(ALL_ORGANS):
+        return label
+    return label.with_array(keep_organs(label.array, organs))

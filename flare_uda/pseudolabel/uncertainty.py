@@ -53,3 +53,21 @@ def pseudo_label_uncertainty(labels: Sequence[LabelLike]) -> float:
 def uncertainties(history: History) -> dict[str, float]:
     """Eq. 7 for every case of a history, ``{case_id: u}``."""
     return {cid: pseudo_label_uncertainty(labels) for cid, labels in history.items()}
+
+
+def organ_uncertainty(labels: Sequence[LabelLike], organ: int) -> float:
+    """Eq. 7 for one organ: the same mean over consecutive rounds, of the voxels whose
+    membership in ``organ`` changed divided by the organ's size in the later round.
+
+    ``inf`` when the organ vanished in a later round after having been there; 0
+    when it is absent in every round (:func:`organ_uncertainties` leaves those out).
+    """
+    arrays = label_arrays(labels, min_count=2)
+    return pseudo_label_uncertainty([(a == organ).astype(np.uint8) for a in arrays])
+
+
+def organ_uncertainties(labels: Sequence[LabelLike]) -> dict[int, float]:
+    """Eq. 7 per organ present in the latest round, ``{organ: u}``."""
+    arrays = label_arrays(labels, min_count=2)
+    present = [int(o) for o in np.unique(arrays[-1]) if o > 0]
+    return {o: organ_uncertainty(arrays, o) for o in present}

@@ -3,7 +3,10 @@
 - :func:`match_by_volume`, :class:`VolumeMatcher` (eq. 5) behind :class:`Matcher`;
 - :class:`Registrar` with ``"sitk"`` (SimpleITK) and ``"torch"`` (batched
   gradient solver, :func:`register_batch`);
-- :mod:`flare_uda.registration.mdm`: the multi-domain matching stage.
+- deformable registrars (``"deformable"``, ``"demons"``): the affine, then a displacement;
+- :mod:`flare_uda.registration.mdm`: the multi-domain matching stage, with
+  multi-atlas fusion (:mod:`flare_uda.registration.fusion`);
+- :mod:`flare_uda.registration.ct_atlas`: labelled CT as a further matching domain.
 """
 
 from flare_uda.registration.affine import displacement_rms, resample_affine
@@ -16,6 +19,13 @@ from flare_uda.registration.base import (
     get_matcher,
     get_registrar,
 )
+from flare_uda.registration.ct_atlas import CTAtlasConfig, run_ct_atlas
+from flare_uda.registration.deformable import (
+    DeformableConfig,
+    DeformableRegistrar,
+    register_deformable,
+)
+from flare_uda.registration.demons import DemonsConfig, DemonsRegistrar
 from flare_uda.registration.features import label_channels
 from flare_uda.registration.matching import VolumeMatcher, label_volumes_mm3, match_by_volume
 from flare_uda.registration.mdm import MDMConfig, MDMResult, run_mdm
@@ -27,6 +37,11 @@ from flare_uda.registration.torch_affine import (
 )
 
 __all__ = [
+    "CTAtlasConfig",
+    "DeformableConfig",
+    "DeformableRegistrar",
+    "DemonsConfig",
+    "DemonsRegistrar",
     "MDMConfig",
     "MDMResult",
     "MATCHERS",
@@ -46,6 +61,8 @@ __all__ = [
     "label_volumes_mm3",
     "match_by_volume",
     "register_batch",
+    "register_deformable",
     "resample_affine",
+    "run_ct_atlas",
     "run_mdm",
 ]

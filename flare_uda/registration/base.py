@@ -16,13 +16,26 @@ import numpy as np
 
 from flare_uda._validation import require_choice
 from flare_uda.plugin import Plugin
-from flare_uda.registration.affine import require_affine, resample_affine
+from flare_uda.registration.affine import require_affine
 from flare_uda.registration.features import FEATURES, LABEL_ENCODINGS, to_features
+from flare_uda.registration.warp import require_displacement, resample_deformed
 from flare_uda.registry import Registry
 from flare_uda.volume import Case, Volume
 
 MATCHERS: Registry[type[Matcher]] = Registry("matcher")
 REGISTRARS: Registry[type[Registrar]] = Registry("registrar")
+
+
+def _checked(query_cases: Sequence[Case], pool_cases: Sequence[Case]) -> tuple[list, list]:
+    query, pool = list(query_cases), list(pool_cases)
+    if not query or not pool:
+        raise ValueError(
+            f"expected at least one query and one pool case, got {len(query)} and {len(pool)}"
+        )
+    for c in query + pool:
+        if not isinstance(c, Case):
+            raise TypeError(f"expected Case objects, got {type(c).__name__}")
+    return query, pool
 
 
 class Matcher(Plugin, ABC):
@@ -40,20 +53,37 @@ class Matcher(Plugin, ABC):
         ValueError
             If either list is empty.
         """
-        query, pool = list(query_cases), list(pool_cases)
-        if not query or not pool:
-            raise ValueError(
-                f"expected at least one query and one pool case, got {len(query)} and {len(pool)}"
-            )
-        for c in query + pool:
-            if not isinstance(c, Case):
-                raise TypeError(f"expected Case objects, got {type(c).__name__}")
+        query, pool = _checked(query_cases, pool_cases)
         idx = self.match_indices(query, pool)
         return [(q.case_id, pool[int(i)].case_id) for q, i in zip(query, idx, strict=True)]
 
     @abstractmethod
     def match_indices(self, query: list[Case], pool: list[Case]) -> np.ndarray:
         """Index into ``pool`` of the match of each query case, shape ``(len(query),)``."""
+
+    def best(self, query_cases: Sequence[Case], pool_cases: Sequence[Case], k: int) -> np.ndarray:
+        """Indices into ``pool`` of the ``k`` best matches of each query, best first, ``(q, k)``.
+
+        ``k = 1`` is :meth:`match_indices`; more needs :meth:`rank_indices`.
+
+        Raises
+        ------
+        ValueError
+            If either list is empty or ``k`` is not in ``1..len(pool)``.
+        """
+        query, pool = _checked(query_cases, pool_cases)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(pool):
+            raise ValueError(f"expected 1 <= k <= {len(pool)} (the pool's size), got k={k!r}")
+        if k == 1:
+            return np.asarray(self.match_indices(query, pool))[:, None]
+        return np.asarray(self.rank_indices(query, pool))[:, :k]
+
+    def rank_indices(self, query: list[Case], pool: list[Case]) -> np.ndarray:
+        """Every pool index for each query, best match first, ``(len(query), len(pool))``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} gives only its best match (match_indices); "
+            "k > 1 atlases need rank_indices"
+        )
 
 
 @dataclass(frozen=True)
@@ -110,13 +140,15 @@ def balanced_weights(label: np.ndarray, organs: tuple[int, ...]) -> np.ndarray:
 
 
 class Registrar(Plugin, ABC):
-    """Estimates an affine map between a moving and a fixed volume.
+    """Estimates an affine map (and optionally a displacement) between two volumes.
 
     ``fit`` learns ``matrix_`` (4x4, fixed physical (z, y, x) mm -> moving
-    physical mm; see :mod:`flare_uda.registration.affine`) and keeps the
-    fixed grid in ``fixed_``; ``transform`` moves any volume on the moving grid
-    onto the fixed grid (labels by nearest neighbour). Options: a
-    :class:`RegistrarConfig` subclass as ``config_class``.
+    physical mm; see :mod:`flare_uda.registration.affine`), ``displacement_``
+    (``None`` for affine registrars; a deformable one's ``"3 z y x"`` field in
+    mm on the fixed grid, :mod:`flare_uda.registration.warp`: ``T(p) = A (p +
+    u(p))``) and keeps the fixed grid in ``fixed_``; ``transform`` moves any
+    volume on the moving grid onto the fixed grid (labels by nearest
+    neighbour). Options: a :class:`RegistrarConfig` subclass as ``config_class``.
     """
 
     kind = "registrar"
@@ -142,6 +174,8 @@ class Registrar(Plugin, ABC):
             for f in feats:  # in place: these are fresh arrays, "c z y x" of full size
                 f *= weights.astype(f.dtype)
         self.matrix_ = require_affine(self.estimate(feats[0], moving, feats[1], fixed), "estimate")
+        field = self.deform(feats[0], moving, feats[1], fixed, self.matrix_)
+        self.displacement_ = None if field is None else require_displacement(field, fixed)
         self.fixed_ = fixed.with_array(np.zeros(fixed.shape, np.uint8))
         return self
 
@@ -151,13 +185,26 @@ class Registrar(Plugin, ABC):
     ) -> np.ndarray:
         """The 4x4 fixed -> moving affine from features ``"c z y x"`` on each volume's grid."""
 
+    def deform(
+        self,
+        moving_features: np.ndarray,
+        moving: Volume,
+        fixed_features: np.ndarray,
+        fixed: Volume,
+        matrix: np.ndarray,
+    ) -> np.ndarray | None:
+        """A displacement ``"3 z y x"`` (mm) on the fixed grid after ``matrix``; None: affine."""
+        return None
+
     def transform(self, volume: Volume, is_label: bool = False) -> Volume:
         """``volume`` (on the moving grid) resampled onto the fixed grid of the last ``fit``."""
         if not hasattr(self, "matrix_"):
             raise RuntimeError(
                 f"{type(self).__name__} is not fitted: call fit(moving, fixed) first"
             )
-        return resample_affine(volume, self.matrix_, self.fixed_, is_label=is_label)
+        return resample_deformed(
+            volume, self.matrix_, self.displacement_, self.fixed_, is_label=is_label
+        )
 
 
 def get_registrar(name: str, **options: Any) -> Registrar:

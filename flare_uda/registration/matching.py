@@ -41,6 +41,8 @@ def match_by_volume(
 ) -> np.ndarray:
     """For each query, the index of the pool entry with the closest volume (eq. 5).
 
+    The first column of :func:`rank_by_volume`.
+
     Parameters
     ----------
     query_volumes : np.ndarray, shape (q,) or (q, k)
@@ -54,6 +56,17 @@ def match_by_volume(
     -------
     np.ndarray of int, shape (q,)
         ``argmin_j d(query_i, pool_j)``. Ties go to the lowest pool index.
+    """
+    return rank_by_volume(query_volumes, pool_volumes, metric)[:, 0]
+
+
+def rank_by_volume(
+    query_volumes: np.ndarray, pool_volumes: np.ndarray, metric: str = "l1"
+) -> np.ndarray:
+    """For each query, every pool index from the closest volume to the farthest (eq. 5).
+
+    Same parameters as :func:`match_by_volume`; returns ``(q, p)`` ints, ties
+    in pool order.
     """
     require_choice(metric, METRICS, "metric")
     q = np.asarray(query_volumes, dtype=float)
@@ -71,7 +84,7 @@ def match_by_volume(
         raise ValueError("volumes must be finite")
     diff = np.abs(q[:, None, :] - p[None, :, :])
     dist = diff.sum(-1) if metric == "l1" else np.sqrt((diff**2).sum(-1))
-    return np.argmin(dist, axis=1)  # argmin returns the first minimum: lowest index wins ties
+    return np.argsort(dist, axis=1, kind="stable")  # stable: lowest index wins ties
 
 
 @dataclass(frozen=True)
@@ -109,4 +122,7 @@ class VolumeMatcher(Matcher):
         return np.stack([label_volumes_mm3(c.label, self.config.organs) for c in cases])
 
     def match_indices(self, query: list[Case], pool: list[Case]) -> np.ndarray:
-        return match_by_volume(self._volumes(query), self._volumes(pool), self.config.metric)
+        return self.rank_indices(query, pool)[:, 0]
+
+    def rank_indices(self, query: list[Case], pool: list[Case]) -> np.ndarray:
+        return rank_by_volume(self._volumes(query), self._volumes(pool), self.config.metric)

@@ -9,21 +9,24 @@ by nearest neighbour. What is registered follows the registrar's own
 ``features`` option: ``"image"``, the two MR images in Sobel anatomy space (as
 the paper registers images), or ``"labels"``, their pseudo-labels as smooth
 channels. An optional quality gate keeps a transferred label only when it
-agrees with the case's own pseudo-label on reliable organs (kidneys).
-Per-pair work goes through the executor seam.
+agrees with the case's own pseudo-label on reliable organs (kidneys). With
+``fusion.atlases = k > 1`` the k best matches are each registered and their
+labels fused by a locally weighted vote (:mod:`flare_uda.registration.fusion`);
+``k = 1`` is the paper's MDM. Per-case work goes through the executor seam.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
 
 from flare_uda.executor import Executor, get_executor
 from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields
+from flare_uda.registration.fusion import FusionConfig, as_fusion, fuse_moved
 from flare_uda.volume import Case, Volume
 
 
@@ -50,6 +53,11 @@ class MDMConfig:
         Minimum mean Dice on ``gate_organs``; ``None`` (default, the paper) disables the gate.
     better_fraction : float
         With quality scores: the fraction of highest-scoring cases forming the better domain.
+    fusion : FusionConfig
+        ``atlases``: how many best matches move their labels onto each case (1:
+        the paper; at most the better domain's size), fused by a locally
+        weighted vote (:mod:`flare_uda.registration.fusion`); the gate applies
+        to each atlas before fusion.
     """
 
     better: str = "T1"
@@ -59,9 +67,11 @@ class MDMConfig:
     gate_organs: tuple[int, ...] = (2, 13)
     gate_dice: float | None = None
     better_fraction: float = 0.5
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def __post_init__(self) -> None:
         resolve_plugin_fields(self)
+        object.__setattr__(self, "fusion", as_fusion(self.fusion))
         for name in ("better", "worse"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name} must be a sequence name, got {getattr(self, name)!r}")
@@ -77,9 +87,12 @@ class MDMConfig:
 class MDMResult:
     """One worse-domain case after MDM.
 
-    ``label`` is the transferred label on the case's grid (``None`` when the
-    gate rejected it); ``gate_dice`` is the mean Dice on the gate organs (nan
-    when none of them is present in either label, which fails the gate).
+    ``label`` is the transferred (with several atlases: fused) label on the
+    case's grid (``None`` when the gate rejected every atlas); ``gate_dice`` is
+    its mean Dice on the gate organs (nan when none of them is present in either
+    label, which fails the gate; when every atlas failed, the best atlas's).
+    ``matched_id`` and ``matrix`` are the best match's; ``matched_ids`` all
+    matches, best first, and ``kept_ids`` those that passed the gate.
     """
 
     case_id: str
@@ -87,6 +100,8 @@ class MDMResult:
     label: Volume | None
     gate_dice: float | None
     matrix: np.ndarray
+    matched_ids: tuple[str, ...] = ()
+    kept_ids: tuple[str, ...] = ()
 
 
 def split_by_sequence(
@@ -139,34 +154,63 @@ def mean_dice(a: np.ndarray, b: np.ndarray, organs: Sequence[int]) -> float:
     return float(np.mean(scores)) if scores else float("nan")
 
 
-def transfer_label(pair: tuple[Case, Case], config: MDMConfig) -> MDMResult:
-    """Register ``better`` onto ``worse`` (a ``(worse, better)`` pair) and move its label.
+def view(case: Case, features: str) -> Volume:
+    """What a registrar with ``features`` compares: the pseudo-label, or the image in
+    anatomy space (Sobel)."""
+    if features == "labels":
+        return case.label
+    from flare_uda.data.anatomy import to_anatomy_space
 
-    Both cases need pseudo-labels in ``Case.label``.
+    return to_anatomy_space(case.image)
+
+
+def pair_registrar(registrar: PluginSpec, moving: Volume, fixed: Volume) -> PluginSpec:
+    """The registrar for one pair: on labels, only the organs present in either label."""
+    options = registrar.options
+    if options.features != "labels":
+        return registrar
+    present = set(np.unique(moving.array)) | set(np.unique(fixed.array))
+    organs = tuple(o for o in options.organs if o in present) or options.organs
+    return replace(registrar, options=replace(options, organs=organs))
+
+
+def transfer_label(pair: tuple[Case, Case | Sequence[Case]], config: MDMConfig) -> MDMResult:
+    """Register the better case(s) onto ``worse`` (a ``(worse, better)`` pair) and move labels.
+
+    ``better`` is one case or the k best matches (best first), whose moved
+    labels are gated one by one and fused. All cases need pseudo-labels in ``Case.label``.
     """
     worse, better = pair
-    for c in (worse, better):
+    atlases = [better] if isinstance(better, Case) else list(better)
+    for c in [worse, *atlases]:
         if c.label is None:
             raise ValueError(f"case {c.case_id!r} needs a pseudo-label for MDM, got None")
-    options = config.registrar.options
-    if options.features == "labels":
-        present = set(np.unique(better.label.array)) | set(np.unique(worse.label.array))
-        organs = tuple(o for o in options.organs if o in present) or options.organs
-        options = replace(options, organs=organs)
-        moving, fixed = better.label, worse.label
-    else:
-        from flare_uda.data.anatomy import to_anatomy_space
-
-        moving, fixed = to_anatomy_space(better.image), to_anatomy_space(worse.image)
-    reg = config.registrar.plugin_class()(options).fit(moving, fixed)
-    moved = reg.transform(better.label, is_label=True)
-    moved = worse.image.with_array(moved.array)
+    features = config.registrar.options.features
+    fixed = view(worse, features)
+    moved, regs, dices, matrices = [], [], [], []
+    for atlas in atlases:
+        moving = view(atlas, features)
+        reg = pair_registrar(config.registrar, moving, fixed).build().fit(moving, fixed)
+        label = worse.image.with_array(reg.transform(atlas.label, is_label=True).array)
+        matrices.append(reg.matrix_)
+        if config.gate_dice is not None:
+            dices.append(mean_dice(label.array, worse.label.array, config.gate_organs))
+            if not dices[-1] >= config.gate_dice:  # nan fails
+                continue
+        moved.append(label)
+        regs.append((reg, moving, atlas.case_id))
+    fused = None
+    if moved:
+        weights_from = [r for r, _, _ in regs], [m for _, m, _ in regs]
+        fused = worse.image.with_array(fuse_moved(moved, *weights_from, fixed, config.fusion))
     dice = None
-    keep = True
     if config.gate_dice is not None:
-        dice = mean_dice(moved.array, worse.label.array, config.gate_organs)
-        keep = bool(dice >= config.gate_dice)  # nan fails
-    return MDMResult(worse.case_id, better.case_id, moved if keep else None, dice, reg.matrix_)
+        dice = (
+            mean_dice(fused.array, worse.label.array, config.gate_organs) if moved else max(dices)
+        )
+    ids = tuple(a.case_id for a in atlases)
+    kept = tuple(cid for _, _, cid in regs)
+    return MDMResult(worse.case_id, ids[0], fused, dice, matrices[0], ids, kept)
 
 
 def run_mdm(
@@ -203,6 +247,7 @@ def run_mdm(
             f"expected cases in both sub-domains, got {len(better)} better ({cfg.better}) "
             f"and {len(worse)} worse ({cfg.worse})"
         )
-    index = cfg.matcher.build().match_indices(worse, better)
-    pairs = [(w, better[int(i)]) for w, i in zip(worse, index, strict=True)]
+    k = min(cfg.fusion.atlases, len(better))
+    index = cfg.matcher.build().best(worse, better, k)
+    pairs = [(w, [better[int(i)] for i in row]) for w, row in zip(worse, index, strict=True)]
     return get_executor(executor).map(partial(transfer_label, config=cfg), pairs, desc="MDM")

@@ -22,6 +22,19 @@ REVERSE = torch.tensor(np.eye(4)[[2, 1, 0, 3]], dtype=torch.float64)
 MIN_LEVEL_SIZE = 4
 
 
+def check_levels(shrink_factors: tuple, iterations: tuple, what: str) -> None:
+    """One iteration count (>= 0) per pyramid level (>= 1), at least one level, or raise."""
+    if len(shrink_factors) != len(iterations) or not iterations:
+        raise ValueError(
+            f"expected one {what} iteration count per level, got {iterations} for {shrink_factors}"
+        )
+    if min(shrink_factors) < 1 or min(iterations) < 0:
+        raise ValueError(
+            f"expected {what} shrink factors >= 1 and iterations >= 0, got {shrink_factors} "
+            f"and {iterations}"
+        )
+
+
 def _level_factors(shape: tuple[int, ...], spacing: np.ndarray, level: int) -> tuple[int, ...]:
     """Per-axis pooling factors giving ~``level * min(spacing)`` voxels, >= 4 voxels per axis."""
     target = level * spacing.min()

@@ -96,7 +96,7 @@ def test_ranks_from_the_environment(monkeypatch):
 
 
 def test_launch_errors(tmp_path):
-    with pytest.raises(ValueError, match="processes must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="processes must be a positive int, got 0"):
         launch_training(CASES, config(), tmp_path, 0)
     with pytest.raises(TypeError, match="config must be a TrainConfig, got dict"):
         launch_training(CASES, {"iterations": 1}, tmp_path, 1)
@@ -211,9 +211,9 @@ def test_torchrun_training_starts_from_warm_start_weights(tmp_path):
 def test_runner_train_processes_errors(tmp_path):
     from flare_uda.pipeline import Runner
 
-    with pytest.raises(ValueError, match="train_processes must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="train_processes must be a positive int, got 0"):
         Runner(tmp_path, train_processes=0)
-    with pytest.raises(TypeError, match="train_processes must be an int, got 2.0"):
+    with pytest.raises(ValueError, match="train_processes must be a positive int, got 2.0"):
         Runner(tmp_path, train_processes=2.0)
 
 

@@ -14,9 +14,8 @@ wall time (in the stage's ``DONE.json`` and in :attr:`Runner.records`, for the
 report), and after each stage it ran prints an estimate of the time the
 planned stages still need: stages that train report their amount of work
 (:meth:`Stage.work`, e.g. iterations x batch x patch voxels), and the runner
-divides by the rate it measured on the stages of that kind it already ran. A running
-stage's per-case work (``runner.executor``) keeps every finished case in its folder
-(:mod:`flare_uda.pipeline.partial`): a stage cut short resumes from them.
+divides by the rate it measured on the stages of that kind it already ran. Per-case work
+keeps its finished cases (:mod:`flare_uda.pipeline.partial`): a cut-short stage resumes.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from typing import Any
 
 import torch
 
+from flare_uda._validation import require_int
 from flare_uda.executor import Executor, SerialExecutor
 from flare_uda.pipeline.cache import StageCache, stage_key
 from flare_uda.pipeline.partial import PARTIAL, KeepFinished
@@ -134,8 +134,7 @@ class Runner:
     log : callable, optional
         Receives each log line (default: print with a ``[flare-uda]`` prefix).
     train_processes : int
-        Processes each training stage runs on (> 1: ``torchrun`` on this
-        machine, :func:`~flare_uda.segmentation.launch.launch_training`).
+        Processes per training stage (> 1: torchrun, :mod:`flare_uda.segmentation.launch`).
     """
 
     def __init__(
@@ -147,17 +146,12 @@ class Runner:
         log: Callable[[str], None] | None = None,
         train_processes: int = 1,
     ) -> None:
-        if isinstance(train_processes, bool) or not isinstance(train_processes, int):
-            raise TypeError(f"train_processes must be an int, got {train_processes!r}")
-        if train_processes < 1:
-            raise ValueError(f"train_processes must be >= 1, got {train_processes}")
-        self.train_processes = train_processes
+        self.train_processes = require_int(train_processes, "train_processes", 1)
         self.cache = StageCache(Path(run_dir) / "stages")
         self.device = torch.device(device)
         self.engine = executor if executor is not None else SerialExecutor(progress=progress)
         self._running: KeepFinished | None = None
-        self.progress = progress
-        self._log = log
+        self.progress, self._log = progress, log
         self.records: list[StageRecord] = []
         self._planned: dict[str, Stage] = {}  # key -> stage, upstream first
         self._keys: dict[int, tuple[Stage, str]] = {}  # the stage is kept: ids stay unique

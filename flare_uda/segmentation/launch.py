@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from flare_uda._atomic import atomic_path
+from flare_uda._validation import require_int
 from flare_uda.segmentation.checkpoint import initial_weights
 from flare_uda.segmentation.config import TrainConfig
 from flare_uda.volume import Case
@@ -68,7 +69,9 @@ def launch_training(
     Raises
     ------
     ValueError
-        If ``processes`` < 1 or ``config`` is not a TrainConfig.
+        If ``processes`` is not an int >= 1.
+    TypeError
+        If ``config`` is not a TrainConfig.
     RuntimeError
         If torchrun fails; the message holds the end of its output.
     """
@@ -77,8 +80,7 @@ def launch_training(
     from flare_uda._device import resolve_device
     from flare_uda.segmentation.network_segmenter import NetworkSegmenter
 
-    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
-        raise ValueError(f"processes must be an int >= 1, got {processes!r}")
+    require_int(processes, "processes", 1)
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     work = Path(work_dir)

@@ -142,16 +142,20 @@ def test_prediction_stage_on_ray_equals_serial(tmp_path, phantom):
         assert labels["ray"][cid].spacing == label.spacing
 
 
-def test_mdm_on_ray_equals_serial(phantom):
+@pytest.mark.parametrize("multi", [False, True], ids=["paper", "deformable-2-atlases"])
+def test_mdm_on_ray_equals_serial(phantom, multi):
     from flare_uda.registration import MDMConfig, run_mdm
+    from flare_uda.registration.fusion import FusionConfig
 
     mr, _ = phantom
     config = MDMConfig()
+    if multi:  # issue 14's MDM: a deformable registrar, 2 atlases fused per case
+        config = MDMConfig(registrar={"name": "deformable"}, fusion=FusionConfig(atlases=2))
     serial = run_mdm(mr, config, executor=SerialExecutor(progress=False))
     ray = run_mdm(mr, config, executor=ray_executor())
     assert [r.case_id for r in ray] == [r.case_id for r in serial] and len(serial) == 2
     for a, b in zip(serial, ray, strict=True):
-        assert a.matched_id == b.matched_id
+        assert a.matched_ids == b.matched_ids and len(a.matched_ids) == 1 + multi
         np.testing.assert_array_equal(a.matrix, b.matrix)
         np.testing.assert_array_equal(a.label.array, b.label.array)
 

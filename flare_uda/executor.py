@@ -1,16 +1,20 @@
-"""One seam for per-case work: serial or process pool, swappable for Ray/Dask.
+"""One seam for per-case work: serial, a process pool or a Ray cluster, swappable.
 
 Stages never loop over cases with their own pool; they call
 ``executor.map(fn, items)``. A user plugs another engine in by subclassing
-:class:`Executor` (one method), without touching any stage.
+:class:`Executor` (one method), without touching any stage. Engines that can
+hand results over as they finish also override :meth:`Executor.as_completed`,
+which the pipeline uses to keep every finished case of a stage that is cut
+short (:mod:`flare_uda.pipeline.partial`). The Ray engine lives in
+:mod:`flare_uda.ray_executor` (an optional extra, ``flare-uda[distributed]``).
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -34,6 +38,35 @@ class Executor(Plugin, ABC):
     def map(self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None) -> list[R]:
         """Apply ``fn`` to every item; return results in the order of ``items``."""
 
+    def as_completed(
+        self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None
+    ) -> Iterator[tuple[int, R]]:
+        """Apply ``fn`` to every item, yielding ``(index, result)`` as each one finishes.
+
+        The order is the engine's; every index comes once. This default runs
+        :meth:`map` and yields its results in input order at its end; engines
+        that can stream (process pool, Ray) yield each result as it arrives.
+        """
+        yield from enumerate(self.map(fn, items, desc))
+
+
+class StreamingExecutor(Executor, ABC):
+    """An engine whose primitive is :meth:`as_completed`; :meth:`map` puts its results
+    back in input order."""
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None) -> list[R]:
+        items = list(items)
+        results: list[Any] = [None] * len(items)
+        for index, result in self.as_completed(fn, items, desc):
+            results[index] = result
+        return results
+
+    @abstractmethod
+    def as_completed(
+        self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None
+    ) -> Iterator[tuple[int, R]]:
+        """Apply ``fn`` to every item, yielding ``(index, result)`` as each one finishes."""
+
 
 @dataclass(frozen=True)
 class SerialOptions:
@@ -49,8 +82,15 @@ class SerialExecutor(Executor):
     config_class = SerialOptions
 
     def map(self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None) -> list[R]:
+        return [result for _, result in self.as_completed(fn, items, desc)]
+
+    def as_completed(
+        self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None
+    ) -> Iterator[tuple[int, R]]:
         items = list(items)
-        return [fn(x) for x in tqdm(items, desc=desc, disable=not self.config.progress or not desc)]
+        bar = tqdm(items, desc=desc, disable=not self.config.progress or not desc)
+        for index, item in enumerate(bar):
+            yield index, fn(item)
 
 
 @dataclass(frozen=True)
@@ -72,9 +112,22 @@ class ProcessOptions:
             raise ValueError(f"workers must be >= 1 (or null: one per core), got {self.workers}")
 
 
+def _torch_threads(threads: int) -> None:
+    """Pool initializer: ``threads`` torch threads per worker (cores / workers, not cores each),
+    when torch is loaded (the work brings it along)."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
 @EXECUTORS.register("process")
 class ProcessExecutor(Executor):
-    """A local process pool (``concurrent.futures``); ``fn`` and items must pickle."""
+    """A local process pool (``concurrent.futures``); ``fn`` and items must pickle.
+
+    Each worker uses ``cores // workers`` torch threads (at least 1), so the
+    pool does not run ``workers x cores`` threads on ``cores`` cores.
+    """
 
     config_class = ProcessOptions
 
@@ -83,23 +136,48 @@ class ProcessExecutor(Executor):
         """The pool size this executor uses (``workers``, or the CPU count)."""
         return self.config.workers or max(1, os.cpu_count() or 1)
 
+    def _pool(self, n_items: int) -> ProcessPoolExecutor:
+        """A pool of ``min(workers, n_items)`` processes, each with its share of torch threads."""
+        n = min(self.workers, n_items)
+        threads = max(1, (os.cpu_count() or 1) // n)
+        return ProcessPoolExecutor(max_workers=n, initializer=_torch_threads, initargs=(threads,))
+
     def map(self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None) -> list[R]:
         items = list(items)
         progress = self.config.progress
         if self.workers == 1 or len(items) <= 1:
             return SerialExecutor(progress=progress).map(fn, items, desc)
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+        with self._pool(len(items)) as pool:
             it = pool.map(fn, items)
             return list(tqdm(it, total=len(items), desc=desc, disable=not progress or not desc))
+
+    def as_completed(
+        self, fn: Callable[[T], R], items: Iterable[T], desc: str | None = None
+    ) -> Iterator[tuple[int, R]]:
+        items = list(items)
+        progress = self.config.progress
+        if self.workers == 1 or len(items) <= 1:
+            yield from SerialExecutor(progress=progress).as_completed(fn, items, desc)
+            return
+        with self._pool(len(items)) as pool:
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            bar = tqdm(total=len(items), desc=desc, disable=not progress or not desc)
+            with bar:
+                for future in as_completed(futures):
+                    bar.update()
+                    yield futures[future], future.result()
 
 
 def get_executor(
     spec: str | Mapping | PluginSpec | Executor | None = None, **options: Any
 ) -> Executor:
-    """An executor from a name (``"serial"``, ``"process"``), a ``{name, options}`` spec,
+    """An executor from a name (``"serial"``, ``"process"``, ``"ray"``), a ``{name, options}`` spec,
     an instance, or ``None`` (serial); ``options`` apply to a name or ``None``."""
     if isinstance(spec, Executor):
         return spec
     if spec is None or isinstance(spec, str):
         return Executor.from_config({"name": spec or "serial", "options": options})
     return Executor.from_config(spec)
+
+
+from flare_uda import ray_executor as _ray_executor  # noqa: E402,F401  (registers "ray")

@@ -7,6 +7,8 @@
 # GPU machines: FLARE_UDA_GPU=1 bash scripts/install.sh  (lets pip pick the
 # CUDA build of torch that your platform resolves to, plus nvidia-ml-py for the
 # FLARE GPU memory-time measurement).
+# Both install the `distributed` extra (Ray, for the executor "ray"); the
+# constraint keeps torch at the CPU build on CPU machines with it too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -14,11 +16,11 @@ VENV=${VENV:-.venv}
 start=$(date +%s)
 "$PYTHON" -m venv "$VENV"
 if [ "${FLARE_UDA_GPU:-0}" = "1" ]; then
-    "$VENV/bin/pip" install -q -e '.[dev,gpu]'
+    "$VENV/bin/pip" install -q -e '.[dev,gpu,distributed]'
 else
     "$VENV/bin/pip" install -q torch==2.13.0
-    "$VENV/bin/pip" install -q -c constraints-cpu.txt -e '.[dev]'
+    "$VENV/bin/pip" install -q -c constraints-cpu.txt -e '.[dev,distributed]'
 fi
 # torchvision arrives through nnunetv2 -> timm; nothing flare_uda uses imports it.
-"$VENV/bin/python" -c "import flare_uda, torch, monai, nnunetv2, SimpleITK; print('flare_uda', flare_uda.__version__, '| torch', torch.__version__)"
+"$VENV/bin/python" -c "import flare_uda, torch, monai, nnunetv2, SimpleITK, ray; print('flare_uda', flare_uda.__version__, '| torch', torch.__version__, '| ray', ray.__version__)"
 echo "installed in $(( $(date +%s) - start )) s into $VENV ($(du -sh "$VENV" | cut -f1))"

@@ -35,6 +35,24 @@ def shared_data() -> Path:
     return SHARED_DATA.resolve()
 
 
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """One local Ray runtime (2 CPUs) shared by every test that needs Ray; skips without Ray.
+
+    Its workers import this checkout and the test modules (functions defined in
+    tests pickle by reference), so both go on their ``PYTHONPATH``.
+    """
+    ray = pytest.importorskip("ray")
+    from flare_uda.ray_executor import RayOptions, connect
+
+    here = Path(__file__).parent
+    paths = [str(here), str(here.parent), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    connect(RayOptions(workers=2, object_store_mb=128))
+    yield ray
+    ray.shutdown()
+
+
 TINY_DEMO = ["demo", "--preset", "tiny", "--quiet", "--device", "cpu"]
 """The demo command of :func:`tiny_demo_run` (CPU: bit-identical reruns)."""
 

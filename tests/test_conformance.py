@@ -42,6 +42,7 @@ KWARGS = {
     ("filter", "all_of"): {"filters": [UncertaintyFilter(keep_fraction=1.0)]},
     ("executor", "process"): {"workers": 2, "progress": False},
     ("executor", "serial"): {"progress": False},
+    ("executor", "ray"): {"workers": 2, "progress": False},
 }
 GEOMETRY = {"spacing": (4.0, 2.0, 2.5), "origin": (-10.0, 5.0, 3.0)}
 EVERY_PLUGIN = [(kind, name) for kind in KINDS for name in registry(kind).names()]
@@ -166,7 +167,9 @@ def _square(x: int) -> int:
 
 
 @pytest.mark.parametrize("name", EXECUTORS.names())
-def test_executor_conformance(name):
+def test_executor_conformance(name, request):
+    if name == "ray":
+        request.getfixturevalue("ray_runtime")  # one shared local runtime; skips without Ray
     assert _make("executor", name, EXECUTORS).map(_square, [3, 1, 2]) == [9, 1, 4]
 
 

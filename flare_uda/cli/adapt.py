@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from flare_uda.cli import _checks
-from flare_uda.cli._options import device_option, quiet_option
+from flare_uda.cli._executor import executor_options
+from flare_uda.cli._options import device_option, quiet_option, train_processes_option
 
 
 @click.command(name="adapt")
@@ -49,6 +50,8 @@ from flare_uda.cli._options import device_option, quiet_option
 )
 @device_option
 @quiet_option
+@train_processes_option
+@executor_options
 def command(
     sources: tuple[str, ...],
     target: str,
@@ -59,8 +62,14 @@ def command(
     target_labels: str | None,
     device: str,
     quiet: bool,
+    train_processes: int,
+    executor_name: str | None,
+    ray_address: str | None,
 ) -> None:
     """Adapt a CT segmentation to your MRI: ASIT -> MDM -> PLF -> small net, on your folders."""
+    from dataclasses import replace
+
+    from flare_uda.cli._executor import executor_spec
     from flare_uda.pipeline.adapt import run_prepared
     from flare_uda.pipeline.adapt_inputs import AdaptArgumentError, prepare
     from flare_uda.registry import PluginLoadError, UnknownNameError
@@ -85,7 +94,10 @@ def command(
         raise click.UsageError(str(err)) from err
     except PluginLoadError as err:
         raise click.ClickException(str(err)) from err
-    result = run_prepared(prepared, device=device, progress=not quiet)
+    if executor_name is not None or ray_address is not None:  # over the config's engine
+        engine = executor_spec(executor_name, ray_address, prepared.config.executor)
+        prepared = replace(prepared, config=replace(prepared.config, executor=engine))
+    result = run_prepared(prepared, device, not quiet, train_processes)
     click.echo(f"model: {result.model_dir}")
     click.echo(f"labels: {result.run_dir / 'labels'} ({len(result.labels)} cases)")
     click.echo(f"report: {result.report}")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from flare_uda.cli._options import device_option, quiet_option
+from flare_uda.cli._executor import executor_options
+from flare_uda.cli._options import device_option, quiet_option, train_processes_option
 
 RUN_FILES = ("config.yaml", "report.md", "ablation.csv", "ablation.png", "overlays.png")
 """What a demo run writes at the top of ``--out`` (stage outputs go to ``--out/stages``)."""
@@ -60,6 +61,8 @@ def _refuse_overwriting(config_path: Path, out: Path, config_text: str) -> None:
     "--print-config", is_flag=True, help="Print the resolved YAML config (every option) and exit."
 )
 @quiet_option
+@train_processes_option
+@executor_options
 def command(
     preset: str,
     config_path: str | None,
@@ -67,6 +70,9 @@ def command(
     device: str,
     print_config: bool,
     quiet: bool,
+    train_processes: int,
+    executor_name: str | None,
+    ray_address: str | None,
 ) -> None:
     """Run ASIT -> MDM -> PLF -> small net, and the paper's ablation, on the phantom."""
     from flare_uda.cli import _checks
@@ -84,6 +90,13 @@ def command(
         raise click.UsageError(str(err.args[0] if err.args else err)) from err
     except PluginLoadError as err:  # an installed plug-in package that does not import
         raise click.ClickException(str(err)) from err
+    if executor_name is not None or ray_address is not None:
+        from dataclasses import replace
+
+        from flare_uda.cli._executor import executor_spec
+
+        engine = executor_spec(executor_name, ray_address, config.executor)
+        config = replace(config, executor=engine)
     if print_config:
         click.echo(config.to_yaml(), nl=False)
         return
@@ -97,7 +110,9 @@ def command(
     if config_path:
         _refuse_overwriting(Path(config_path), Path(out), config.to_yaml())
     _checks.output_dir(out, "--out")
-    result, report = run_demo(config, Path(out), progress=not quiet, device=device)
+    result, report = run_demo(
+        config, Path(out), progress=not quiet, device=device, train_processes=train_processes
+    )
     click.echo(f"report: {report}")
     for setting, rows in result.rows.items():
         dsc = [r.dsc for r in rows if r.dsc == r.dsc]

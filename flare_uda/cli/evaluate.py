@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from flare_uda.cli._executor import executor_options
 
 FOLDER = click.Path(exists=True, file_okay=False)
 OUT_FOLDER = click.Path(file_okay=False)
@@ -16,7 +20,13 @@ OUT_FOLDER = click.Path(file_okay=False)
 @click.option(
     "--pred-label-map", default=None, help="Label map of the predictions (default: --label-map)."
 )
-@click.option("--workers", default=1, show_default=True, type=int, help="Parallel processes.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Parallel processes (--executor process, the default) or local Ray CPUs.",
+)
 @click.option(
     "--no-nsd-gate", is_flag=True, help="Do not set NSD to 0 when DSC < 0.2 (FLARE 2022 rule)."
 )
@@ -28,6 +38,7 @@ OUT_FOLDER = click.Path(file_okay=False)
     help="z-range rule for aorta, IVC, esophagus.",
 )
 @click.option("--no-plot", is_flag=True, help="Skip the box plot.")
+@executor_options
 def command(
     pred_dir: str,
     ref_dir: str,
@@ -38,6 +49,8 @@ def command(
     no_nsd_gate: bool,
     tubular_crop: str,
     no_plot: bool,
+    executor_name: str | None,
+    ray_address: str | None,
 ) -> None:
     """Write metrics.csv, summary.csv, missing.txt and boxplot.png into --out.
 
@@ -46,12 +59,16 @@ def command(
     """
     from flare_uda.cli import _checks
     from flare_uda.cli._errors import message_of
+    from flare_uda.cli._executor import executor_spec
     from flare_uda.data.labels import get_label_map
-    from flare_uda.executor import ProcessExecutor
     from flare_uda.metrics.folders import evaluate_folders
+    from flare_uda.plugin import spec
 
     if workers < 1:
         raise click.BadParameter(f"expected >= 1, got {workers}", param_hint="--workers")
+    engine = executor_spec(
+        executor_name, ray_address, spec("executor", "process"), workers=workers, progress=True
+    )
     for option, name in (("--label-map", label_map), ("--pred-label-map", pred_label_map)):
         try:
             get_label_map(name or label_map)
@@ -59,13 +76,13 @@ def command(
             raise click.BadParameter(message_of(err), param_hint=option) from None
     _checks.not_input(out_dir, "--out", pred_dir, ref_dir)
     _checks.output_dir(out_dir, "--out")
-    result = evaluate_folders(
-        pred_dir,
-        ref_dir,
+    result = evaluate_folders(  # absolute paths: tasks may run on other nodes (Ray)
+        Path(pred_dir).resolve(),
+        Path(ref_dir).resolve(),
         out_dir,
         label_map=label_map,
         pred_label_map=pred_label_map,
-        executor=ProcessExecutor(workers=workers),
+        executor=engine.build(),
         nsd_gate=None if no_nsd_gate else 0.2,
         tubular_crop=tubular_crop,
         plot=not no_plot,

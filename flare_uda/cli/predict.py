@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from flare_uda.cli._executor import executor_options
+
 
 def load_segmenter(model_dir: str | os.PathLike, fold: str = "0", device: str = "cpu"):
     """A :class:`~flare_uda.segmentation.base.Segmenter` from a model folder.
@@ -159,6 +161,7 @@ MODE_ALIASES = {"plain": "sliding_window"}
 )
 @click.option("--fold", default="0", show_default=True, help="nnU-Net fold (or 'all').")
 @click.option("--device", default="cpu", show_default=True, help="torch device, e.g. cuda.")
+@executor_options
 def command(
     model_dir,
     input_path,
@@ -173,13 +176,22 @@ def command(
     prefetch,
     fold,
     device,
+    executor_name,
+    ray_address,
 ):
-    """Segment MRI/CT volumes; labels are written on each input's own grid."""
+    """Segment MRI/CT volumes; labels are written on each input's own grid.
+
+    With --executor process or ray, each case is one task that reads, segments
+    and writes it (on a Ray cluster the folders must be on storage all nodes see).
+    """
     from flare_uda.cli import _checks
-    from flare_uda.inference.files import predict_files
+    from flare_uda.cli._executor import executor_spec
+    from flare_uda.inference.files import predict_files, predict_files_on
 
     _checks.not_input(out_dir, "-o", input_path, model_dir)
     _checks.device(device)
+    gpus = {"gpus_per_task": 1.0} if str(device).startswith("cuda") else {}
+    engine = executor_spec(executor_name, ray_address, **gpus)
     if fold != "all" and not fold.isdigit():
         raise click.BadParameter(
             f"expected a fold number or 'all', got {fold!r}", param_hint="--fold"
@@ -195,5 +207,8 @@ def command(
     _checks.output_dir(out_dir, "-o")
     segmenter = load_segmenter(model_dir, fold=fold, device=device)
     outputs = [Path(out_dir) / f"{cid}.nii.gz" for cid in ids]
-    predict_files(inferer, segmenter, files, outputs, prefetch=prefetch)
+    if engine.name == "serial":  # in this process, reading ahead and writing behind
+        predict_files(inferer, segmenter, files, outputs, prefetch=prefetch)
+    else:
+        predict_files_on(engine.build(), inferer, segmenter, files, outputs)
     click.echo(f"wrote {len(files)} label volume(s) to {out_dir}")

@@ -172,10 +172,16 @@ def command(
     device,
     quiet,
 ) -> None:
-    """Train a segmentation network on labelled volumes; writes a model folder."""
+    """Train a segmentation network on labelled volumes; writes a model folder.
+
+    Under torchrun (torchrun --nproc-per-node N -m flare_uda train ...) the N
+    processes train one model (DDP: gloo on the CPU, a GPU each on CUDA) on
+    shares of each batch; rank 0 writes --out, which all ranks resume from.
+    """
     from flare_uda.cli import _checks
     from flare_uda.cli._errors import message_of
     from flare_uda.segmentation import get_preset, train_segmenter
+    from flare_uda.segmentation.distributed import is_main
 
     _checks.not_input(out, "--out", images, labels)
     _checks.device(device)
@@ -205,13 +211,15 @@ def command(
             param_hint="--val-cases",
         )
     train, val = (cases[: len(cases) - val_cases], cases[len(cases) - val_cases :])
-    if overwrite:
+    if overwrite and is_main():  # under torchrun: rank 0, before the ranks meet
         from flare_uda.segmentation.checkpoint import remove_checkpoints
 
         remove_checkpoints(out)
     segmenter = train_segmenter(
         train, config, work_dir=out, val_cases=val or None, progress=not quiet, device=device
     )
+    if not is_main():  # under torchrun: rank 0 reports (and wrote the model)
+        return
     hist = segmenter.history_
     msg = f"trained {len(train)} case(s), {hist['iterations_done']} iterations -> {out}"
     if hist["loss"]:

@@ -18,6 +18,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -52,6 +53,22 @@ def _write(labels: Volume, path: Path) -> Path:
     from flare_uda.data.io import write_volume
 
     return write_volume(labels, path, is_label=True)
+
+
+def _checked_paths(
+    inputs: Sequence[str | os.PathLike], outputs: Sequence[str | os.PathLike]
+) -> tuple[list[Path], list[Path]]:
+    """Inputs and outputs as paths, one output per input, none overwriting an input."""
+    inputs = [Path(p) for p in inputs]
+    outputs = [Path(p) for p in outputs]
+    if len(inputs) != len(outputs):
+        raise ValueError(
+            f"expected one output per input, got {len(inputs)} inputs and {len(outputs)} outputs"
+        )
+    clash = {p.resolve() for p in inputs} & {p.resolve() for p in outputs}
+    if clash:
+        raise ValueError(f"outputs must not overwrite inputs, got {sorted(map(str, clash))}")
+    return inputs, outputs
 
 
 def predict_files(
@@ -92,17 +109,9 @@ def predict_files(
     RuntimeError
         A file could not be read (its path is in the message).
     """
-    inputs = [Path(p) for p in inputs]
-    outputs = [Path(p) for p in outputs]
-    if len(inputs) != len(outputs):
-        raise ValueError(
-            f"expected one output per input, got {len(inputs)} inputs and {len(outputs)} outputs"
-        )
+    inputs, outputs = _checked_paths(inputs, outputs)
     if int(prefetch) < 0:
         raise ValueError(f"prefetch must be >= 0, got {prefetch}")
-    clash = {p.resolve() for p in inputs} & {p.resolve() for p in outputs}
-    if clash:
-        raise ValueError(f"outputs must not overwrite inputs, got {sorted(map(str, clash))}")
     written: list[Future] = []
     with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
         pending: deque[tuple[Path, Future]] = deque()
@@ -125,3 +134,34 @@ def predict_files(
             for done in [f for f in written if f.done()]:
                 done.result()  # a failed write stops the run now, not at the end
     return [f.result() for f in written]
+
+
+def _predict_file(inferer: Inferer, segmenter: Segmenter, paths: tuple[Path, Path]) -> Path:
+    """Read, segment and write one case (the per-case work of :func:`predict_files_on`)."""
+    path, out = paths
+    return _write(_infer(inferer, segmenter, _read(path), path), out)
+
+
+def predict_files_on(
+    executor,
+    inferer: Inferer,
+    segmenter: Segmenter,
+    inputs: Sequence[str | os.PathLike],
+    outputs: Sequence[str | os.PathLike],
+) -> list[Path]:
+    """:func:`predict_files` with one task per case on ``executor`` (process pool, Ray).
+
+    Each task reads its input, segments it and writes its output itself, so on
+    a cluster inputs and outputs must lie on storage every node sees (paths are
+    made absolute here). The segmenter travels once per worker with a Ray
+    executor (its object store), once per task with a process pool.
+
+    Returns
+    -------
+    list of Path
+        The label files written, in input order.
+    """
+    inputs, outputs = _checked_paths(inputs, outputs)
+    pairs = [(i.resolve(), o.resolve()) for i, o in zip(inputs, outputs, strict=True)]
+    one = partial(_predict_file, inferer, segmenter)
+    return executor.map(one, pairs, desc="predict")

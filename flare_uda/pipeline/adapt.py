@@ -119,8 +119,12 @@ def _write_labels(labels: Mapping[str, Volume], folder: Path) -> None:
             write_volume(label, new / f"{case_id}.nii.gz", is_label=True)
 
 
-def run_prepared(prepared: Prepared, device: str = "auto", progress: bool = True) -> AdaptResult:
+def run_prepared(
+    prepared: Prepared, device: str = "auto", progress: bool = True, train_processes: int = 1
+) -> AdaptResult:
     """Run the stages of a :func:`~flare_uda.pipeline.adapt_inputs.prepare`'d call; write ``RUN``.
+
+    ``train_processes`` > 1 runs each training stage under torchrun (see :class:`UDAPipeline`).
 
     Raises
     ------
@@ -130,7 +134,7 @@ def run_prepared(prepared: Prepared, device: str = "auto", progress: bool = True
     from flare_uda.pipeline.adapt_report import write_adapt_report
 
     out = prepared.out
-    pipeline = UDAPipeline(prepared.config, out, progress=progress, device=device)
+    pipeline = UDAPipeline(prepared.config, out, progress, device, train_processes)
     runner = pipeline.runner()
     out.mkdir(parents=True, exist_ok=True)
     prepared.config.to_yaml(out / "config.yaml")
@@ -142,7 +146,7 @@ def run_prepared(prepared: Prepared, device: str = "auto", progress: bool = True
         write_json(out / "subdomains.json", subdomains)
         mdm = replace(config.mdm, better=ranking["better"], worse=ranking["worse"])
         config = replace(config, mdm=mdm)
-        pipeline = UDAPipeline(config, out, progress=progress, device=device)
+        pipeline = UDAPipeline(config, out, progress, device, train_processes)
     finals = prepared.finals(config)
     runner.plan(list(finals.values()))
     result: UDAResult = pipeline.execute(finals, runner)
@@ -204,6 +208,7 @@ def adapt(
     preset: str = "quick",
     device: str = "auto",
     progress: bool = True,
+    train_processes: int = 1,
     method: str = METHOD,
     subdomains: SubDomainOptions | None = None,
 ) -> AdaptResult:
@@ -220,7 +225,9 @@ def adapt(
     target : path
         Unlabelled MRI, in the same layouts.
     config : UDAConfig, YAML path, dict or None
-        Sections updating ``preset`` (see docs/usage.md, "The pipeline config").
+        Sections updating ``preset`` (see docs/usage.md, "The pipeline config");
+        its ``executor`` section runs the per-case work serially, on a process
+        pool or on Ray (docs/scaling.md).
     out : path
         The run folder; rerunning the same call resumes from its cached stages.
     sequences : ``"auto"``, a CSV/JSON path, a ``{case: sequence}`` dict or None
@@ -232,6 +239,8 @@ def adapt(
         A pipeline preset (``tiny``, ``quick``, ``cpu``, ``paper``, ...).
     device : str
         ``auto``, ``cpu`` or ``cuda``.
+    train_processes : int
+        Processes each training stage runs on (> 1: torchrun on this machine, DDP).
     method : str
         The setting whose model is written to ``out/model``.
     subdomains : SubDomainOptions, optional
@@ -255,4 +264,4 @@ def adapt(
         method=method,
         subdomains=subdomains,
     )
-    return run_prepared(prepared, device=device, progress=progress)
+    return run_prepared(prepared, device, progress, train_processes)

@@ -60,11 +60,16 @@ def device_name(device: torch.device) -> str:
 
 
 def run_demo(
-    config: UDAConfig, out_dir: str | os.PathLike, progress: bool = True, device: str = "auto"
+    config: UDAConfig,
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+    device: str = "auto",
+    train_processes: int = 1,
 ) -> tuple[UDAResult, Path]:
     """Generate (or reuse) the phantom cohort, run the pipeline, write the report.
 
-    ``device``: where networks train and run (:class:`UDAPipeline`).
+    ``device``, ``train_processes``: where networks train and run, and on how
+    many processes each training runs (:class:`UDAPipeline`).
 
     Returns
     -------
@@ -75,7 +80,9 @@ def run_demo(
     out = Path(out_dir)
     start = time.perf_counter()
     ct, mr, test = phantom_data(config, out)
-    pipeline = UDAPipeline(config, out, progress=progress, device=device)
+    pipeline = UDAPipeline(
+        config, out, progress=progress, device=device, train_processes=train_processes
+    )
     result = pipeline.run(ct, mr, test, data=to_plain(config.data))
     minutes = (time.perf_counter() - start) / 60
     header = (

@@ -14,7 +14,8 @@ wall time (in the stage's ``DONE.json`` and in :attr:`Runner.records`, for the
 report), and after each stage it ran prints an estimate of the time the
 planned stages still need: stages that train report their amount of work
 (:meth:`Stage.work`, e.g. iterations x batch x patch voxels), and the runner
-divides by the rate it measured on the stages of that kind it already ran.
+divides by the rate it measured on the stages of that kind it already ran. Per-case work
+keeps its finished cases (:mod:`flare_uda.pipeline.partial`): a cut-short stage resumes.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from typing import Any
 
 import torch
 
+from flare_uda._validation import require_int
 from flare_uda.executor import Executor, SerialExecutor
 from flare_uda.pipeline.cache import StageCache, stage_key
+from flare_uda.pipeline.partial import PARTIAL, KeepFinished
 
 
 class Stage(ABC):
@@ -125,11 +128,13 @@ class Runner:
     device : str or torch.device
         Where stages that train or predict run.
     executor : Executor, optional
-        The per-case work engine (default serial).
+        The per-case engine (default serial); a running stage's :attr:`executor` wraps it.
     progress : bool
         Progress bars and log lines.
     log : callable, optional
         Receives each log line (default: print with a ``[flare-uda]`` prefix).
+    train_processes : int
+        Processes per training stage (> 1: torchrun, :mod:`flare_uda.segmentation.launch`).
     """
 
     def __init__(
@@ -139,18 +144,25 @@ class Runner:
         executor: Executor | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        train_processes: int = 1,
     ) -> None:
+        self.train_processes = require_int(train_processes, "train_processes", 1)
         self.cache = StageCache(Path(run_dir) / "stages")
         self.device = torch.device(device)
-        self.executor = executor if executor is not None else SerialExecutor(progress=progress)
-        self.progress = progress
-        self._log = log
+        self.engine = executor if executor is not None else SerialExecutor(progress=progress)
+        self._running: KeepFinished | None = None
+        self.progress, self._log = progress, log
         self.records: list[StageRecord] = []
         self._planned: dict[str, Stage] = {}  # key -> stage, upstream first
         self._keys: dict[int, tuple[Stage, str]] = {}  # the stage is kept: ids stay unique
         self._results: dict[str, Any] = {}
         self._pending: dict[str, Stage] = {}
         self._measured: dict[str, list[float]] = {}  # kind -> [seconds, amount]
+
+    @property
+    def executor(self) -> Executor:
+        """The per-case engine; while a stage runs, one that keeps its finished cases."""
+        return self._running if self._running is not None else self.engine
 
     def log(self, message: str) -> None:
         if self._log is not None:
@@ -227,9 +239,14 @@ class Runner:
             folder.dir.mkdir(parents=True, exist_ok=True)
             self.log(f"run    {stage.name}-{key}: {stage.describe()}")
             start = time.perf_counter()
-            result = stage.run(self, folder.dir, *inputs)
+            outer, self._running = self._running, KeepFinished(self.engine, folder.dir / PARTIAL)
+            try:
+                result = stage.run(self, folder.dir, *inputs)
+            finally:
+                keep, self._running = self._running, outer
             seconds = time.perf_counter() - start
             folder.mark_done({**stage.info(result), "seconds": round(seconds, 3)})
+            keep.clear()
             self.records.append(StageRecord(stage.name, key, "ran", seconds))
             self._finished(stage, key, seconds)
         self._results[key] = result

@@ -138,9 +138,10 @@ class Translate(Stage):
         )
         source, target = cases_of(source), cases_of(target)
         translator.fit(source, target).save(folder / "model")
+        images = runner.executor.map(translator.to_target, [c.image for c in source], self.name)
         fake = [
-            replace(c, image=translator.to_target(c.image), modality="MR", sequence="fake")
-            for c in source
+            replace(c, image=image, modality="MR", sequence="fake")
+            for c, image in zip(source, images, strict=True)
         ]
         write_dataset(fake, folder / "fake", progress=False)
         return Translated(translator, fake)
@@ -211,19 +212,25 @@ def train_model(
     """Train (or resume) in ``folder/work`` and save to ``folder/model``; the segmenter.
 
     ``init``: initial weights (a segmenter, see ``train_segmenter``'s ``init_from``).
+    With ``runner.train_processes`` > 1 the training runs under torchrun.
     """
     from flare_uda.segmentation import train_segmenter
+    from flare_uda.segmentation.launch import launch_training
 
     if drop_empty:
         cases = usable(cases, what)
-    segmenter = train_segmenter(
-        cases,
-        config,
-        work_dir=folder / "work",
-        progress=runner.progress,
-        device=runner.device,
-        init_from=init,
-    )
+    if runner.train_processes > 1:  # torchrun on this machine, DDP
+        n, work = runner.train_processes, folder / "work"
+        segmenter = launch_training(cases, config, work, n, runner.device, init, runner.progress)
+    else:
+        segmenter = train_segmenter(
+            cases,
+            config,
+            work_dir=folder / "work",
+            progress=runner.progress,
+            device=runner.device,
+            init_from=init,
+        )
     segmenter.save(folder / "model")
     return segmenter
 

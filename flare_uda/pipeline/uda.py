@@ -59,6 +59,10 @@ class UDAPipeline:
         Where networks train and run: ``"auto"`` (CUDA when available), ``"cpu"``,
         ``"cuda"``. Not part of the config: the same YAML runs anywhere, and
         cached stages are reused across devices.
+    train_processes : int
+        Processes (ranks) each training stage runs on: > 1 launches it with
+        ``torchrun`` on this machine (one GPU per rank on CUDA). Not part of the
+        config either: the model of a training stage is cached whatever trained it.
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class UDAPipeline:
         run_dir: str | os.PathLike,
         progress: bool = True,
         device: str = "auto",
+        train_processes: int = 1,
     ):
         if not isinstance(config, UDAConfig):
             raise TypeError(f"config must be a UDAConfig, got {type(config).__name__}")
@@ -74,6 +79,7 @@ class UDAPipeline:
         self.config = config
         self.run_dir = Path(run_dir)
         self.progress = progress
+        self.train_processes = train_processes
 
     def runner(self) -> Runner:
         """A runner on this run folder, device and the config's executor (whose progress
@@ -83,7 +89,9 @@ class UDAPipeline:
             {} if self.progress or not hasattr(spec.options, "progress") else {"progress": False}
         )
         executor = spec.plugin_class()(spec.options, **quiet)
-        return Runner(self.run_dir, self.device, executor, self.progress)
+        return Runner(
+            self.run_dir, self.device, executor, self.progress, train_processes=self.train_processes
+        )
 
     def inputs(
         self, ct: list[Case], mr: list[Case], mr_test: list[Case], data: object = None

@@ -47,15 +47,19 @@ class BatchStream(torch.utils.data.IterableDataset):
         worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         if info is not None:
             torch.set_num_threads(1)  # n workers on n cores, not n x cores threads
-        cfg = self.config
         for it in range(self.start + worker, self.stop, n_workers):
-            rng = batch_rng(cfg.seed, it)
-            weights = None if self.class_weights is None else self.class_weights.weights()
-            x, y, ann = make_batch(
-                self.cases, cfg.batch_size, self.crop, self.transform,
-                cfg.oversample_foreground, rng, weights,
-            )  # fmt: skip
-            yield it, x, y, annotated_mask(ann, cfg.num_classes)
+            yield self.batch(it)
+
+    def batch(self, it: int) -> Batch:
+        """The batch of iteration ``it`` (a function of ``(seed, it)`` and the class weights)."""
+        cfg = self.config
+        rng = batch_rng(cfg.seed, it)
+        weights = None if self.class_weights is None else self.class_weights.weights()
+        x, y, ann = make_batch(
+            self.cases, cfg.batch_size, self.crop, self.transform,
+            cfg.oversample_foreground, rng, weights,
+        )  # fmt: skip
+        return it, x, y, annotated_mask(ann, cfg.num_classes)
 
 
 def default_workers(device: torch.device) -> int:

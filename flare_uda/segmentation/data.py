@@ -93,17 +93,38 @@ def prepare_cases(
     return out
 
 
-def batch_rng(seed: int, iteration: int) -> np.random.Generator:
+def batch_rng(seed: int, iteration: int, *index: int) -> np.random.Generator:
     """The generator for one iteration; also seeds numpy's and torch's global RNGs.
 
     batchgeneratorsv2 draws its random parameters from ``np.random`` and
-    ``torch``, so those are reseeded per iteration too.
+    ``torch``, so those are reseeded per iteration too. ``index`` (a sample of
+    the batch, as under torchrun) gives that sample a generator of its own.
     """
-    seq = np.random.SeedSequence([int(seed), int(iteration)])
+    seq = np.random.SeedSequence([int(seed), int(iteration), *map(int, index)])
     state = seq.generate_state(2)
     np.random.seed(int(state[0]))
     torch.manual_seed(int(state[1]))
     return np.random.default_rng(seq)
+
+
+def make_sample(
+    cases: Sequence[PreparedCase],
+    index: int,
+    rng: np.random.Generator,
+    batch_size: int,
+    crop_size: tuple[int, int, int],
+    transform,
+    oversample: float,
+    class_weights: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, ...]]:
+    """Sample ``index`` of a batch of ``batch_size``: image ``"c z y x"``, target
+    ``"1 z y x"`` and its case's annotated organs (see :func:`make_batch`)."""
+    case = cases[int(rng.integers(len(cases)))]
+    fg = forced_foreground(index, batch_size, oversample)
+    center = choose_center(case.label.shape, case.locations, fg, rng, class_weights)
+    img, seg = crop_padded(case.image, case.label, center, crop_size)
+    d = transform(image=torch.from_numpy(img), segmentation=torch.from_numpy(seg))
+    return d["image"].float(), d["segmentation"].long(), case.annotated
 
 
 def make_batch(
@@ -127,14 +148,9 @@ def make_batch(
     annotated : list of tuple
         The annotated organs of each sample's case.
     """
-    images, targets, annotated = [], [], []
-    for i in range(batch_size):
-        case = cases[int(rng.integers(len(cases)))]
-        fg = forced_foreground(i, batch_size, oversample)
-        center = choose_center(case.label.shape, case.locations, fg, rng, class_weights)
-        img, seg = crop_padded(case.image, case.label, center, crop_size)
-        d = transform(image=torch.from_numpy(img), segmentation=torch.from_numpy(seg))
-        images.append(d["image"].float())
-        targets.append(d["segmentation"].long())
-        annotated.append(case.annotated)
-    return torch.stack(images), torch.stack(targets), annotated
+    samples = [
+        make_sample(cases, i, rng, batch_size, crop_size, transform, oversample, class_weights)
+        for i in range(batch_size)
+    ]
+    images, targets, annotated = zip(*samples, strict=True)
+    return torch.stack(images), torch.stack(targets), list(annotated)

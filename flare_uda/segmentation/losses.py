@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from flare_uda.segmentation.rank_sums import across_ranks
+
 SMOOTH = 1e-5
 
 
@@ -66,9 +68,10 @@ def _soft_dice(
     sum_pred = (probs * valid).sum(axes)
     sum_gt = (onehot * valid).sum(axes)
     m = channel_mask.to(probs.dtype)
-    tp, sum_pred, sum_gt = ((x * m).sum(0) for x in (tp, sum_pred, sum_gt))
+    # across_ranks: the global batch's sums under torchrun, else the sums themselves
+    tp, sum_pred, sum_gt = (across_ranks((x * m).sum(0)) for x in (tp, sum_pred, sum_gt))
     dc = (2 * tp + SMOOTH) / (sum_gt + sum_pred + SMOOTH).clamp_min(1e-8)
-    used = channel_mask.any(0)
+    used = across_ranks(channel_mask.any(0).long()) > 0
     if not used.any():
         return probs.sum() * 0.0
     return -dc[used].mean()
@@ -105,8 +108,8 @@ def marginal_dc_ce_loss(
     logp_bg = torch.logsumexp(logp.masked_fill(~merged[..., None, None, None], neg_inf), dim=1)
     logp_t = logp.gather(1, t0[:, None])[:, 0]
     nll = -torch.where(t0 == 0, logp_bg, logp_t)
-    n_valid = valid.sum()
-    ce = (nll * valid).sum() / n_valid.clamp_min(1)
+    n_valid = across_ranks(valid.sum())  # the global batch's under torchrun (rank_sums)
+    ce = across_ranks((nll * valid).sum()) / n_valid.clamp_min(1)
     probs = logp.exp()
     onehot = F.one_hot(t0, k).permute(0, 4, 1, 2, 3).to(probs.dtype)
     organ_mask = annotated.clone()
@@ -138,7 +141,7 @@ def masked_bce_dice_loss(
     mask[:, 0] &= ~(partial[:, None, None, None] & (t == 0))
     m = mask.to(torch.float32)
     bce = F.binary_cross_entropy_with_logits(logits.float(), onehot, reduction="none")
-    bce = (bce * m).sum() / m.sum().clamp_min(1)
+    bce = across_ranks((bce * m).sum()) / across_ranks(m.sum()).clamp_min(1)  # see rank_sums
     organ_mask = annotated.clone()
     organ_mask[:, 0] = False
     dice = _soft_dice(torch.sigmoid(logits.float()), onehot, m, organ_mask)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from flare_uda.segmentation.rank_sums import across_ranks
+
 CLASS_SAMPLINGS = ("uniform", "adaptive")
 
 
@@ -63,9 +65,10 @@ class AdaptiveClassWeights:
             valid = t >= 0
             pred = logits.argmax(1)[valid]
             ref = t[valid].long()
-            tp = torch.bincount(ref[pred == ref], minlength=k)[:k].double().cpu()
-            n_pred = torch.bincount(pred, minlength=k)[:k].double().cpu()
-            n_ref = torch.bincount(ref, minlength=k)[:k].double().cpu()
+            hits = ref[pred == ref]
+            counts = [torch.bincount(v, minlength=k)[:k].double() for v in (hits, pred, ref)]
+            # the global batch's counts under torchrun (rank_sums), else these
+            tp, n_pred, n_ref = (across_ranks(c).cpu() for c in counts)
         present = n_ref > 0
         batch_dice = 2 * tp / (n_pred + n_ref).clamp_min(1)
         m = self.momentum

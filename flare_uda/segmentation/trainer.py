@@ -25,9 +25,10 @@ from tqdm.auto import tqdm
 
 from flare_uda._atomic import write_json
 from flare_uda._device import resolve_device
+from flare_uda.segmentation import distributed  # torchrun (issue #18): hooks marked "torchrun"
 from flare_uda.segmentation.augment import build_transforms, initial_patch_size
 from flare_uda.segmentation.base import SegmentationPlan
-from flare_uda.segmentation.batches import BatchStream, batch_stream, default_workers
+from flare_uda.segmentation.batches import batch_stream, default_workers
 from flare_uda.segmentation.checkpoint import (
     FINAL,
     LATEST,
@@ -82,8 +83,9 @@ def _plan_for(cases: Sequence[Case], config: TrainConfig):
 class _Run:
     """The state of one training run: network, optimiser, clock, history, checkpoints."""
 
-    def __init__(self, cases, config: TrainConfig, work_dir, device, init_from) -> None:
+    def __init__(self, cases, config: TrainConfig, work_dir, device, init_from, ranks=None) -> None:
         self.config = config
+        self.ranks = ranks  # torchrun: this process's ranks, None without torchrun
         self.device = device
         self.work = Path(work_dir) if work_dir is not None else None
         self.topology = config.network.topology(config.patch_size, config.spacing)
@@ -97,6 +99,7 @@ class _Run:
         if config.channels_last:
             net = net.to(memory_format=torch.channels_last_3d)
         self.network = net.to(device)
+        self.model = distributed.wrap(self.network, ranks, device)  # torchrun: DDP, else network
         self.segmenter = NetworkSegmenter.from_network(
             self.network, self.plan, config.network, self.topology
         )
@@ -125,6 +128,7 @@ class _Run:
         self.clock = TrainingClock(
             config.iterations, None if budget is None else budget * 60, elapsed
         )
+        self.clock = distributed.clock(self.clock, ranks)  # torchrun: rank 0's elapsed time
 
     def _resume_state(self) -> dict | None:
         if self.work is None:
@@ -132,7 +136,7 @@ class _Run:
         return load_checkpoint(self.work, self.config.to_dict(), self.fingerprint)
 
     def checkpoint(self, name: str, iteration: int) -> None:
-        if self.work is None:
+        if self.work is None or not distributed.is_main(self.ranks):  # torchrun: rank 0 writes
             return
         state = {
             "network": self.network.state_dict(),
@@ -160,7 +164,7 @@ class _Run:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.precision, self.device):
-            outputs = self.network(x)
+            outputs = self.model(x)
         outputs = _as_float(outputs)
         loss = deep_supervision_loss(outputs, y, mask, loss_weights, cfg.head)
         if not torch.isfinite(loss):
@@ -226,7 +230,9 @@ def train_segmenter(
     if val_cases is not None:
         check_training_cases(val_cases, config.num_classes, "val_cases")
     dev = resolve_device(device)
-    run = _Run(cases, config, work_dir, dev, init_from)
+    ranks, dev = distributed.start(dev, config.batch_size)  # torchrun: join, this rank's device
+    progress = progress and distributed.is_main(ranks)
+    run = _Run(cases, config, work_dir, dev, init_from, ranks)
     train = prepare_cases(cases, run.pre, config.seed, progress)
     val = prepare_cases(val_cases, run.pre, config.seed, progress) if val_cases else []
     workers = default_workers(dev) if num_workers is None else num_workers
@@ -238,20 +244,19 @@ def train_segmenter(
     history, clock = run.history, run.clock
     done = run.start
     if not clock.finished(done):
-        stream = batch_stream(
-            BatchStream(
-                train, config, crop, transform, run.start, config.iterations, run.class_weights
-            ),
-            workers,
-            pin_memory=dev.type == "cuda",
+        batches = distributed.batches(  # torchrun: this rank's share of each batch
+            ranks, train, config, crop, transform, run.start, config.iterations, run.class_weights
         )
-        done = _loop(run, stream, val, loss_weights, progress)
+        stream = batch_stream(batches, workers, pin_memory=dev.type == "cuda")
+        with distributed.summing(ranks):  # torchrun: losses of the global batch
+            done = _loop(run, stream, val, loss_weights, progress)
     run.network.eval()
     history["iterations_done"] = done
     run.segmenter.history_ = history
-    if run.work is not None:
+    if run.work is not None and distributed.is_main(ranks):  # torchrun: rank 0 writes
         run.checkpoint(FINAL, done)
         run.segmenter.save(run.work)
+    distributed.barrier(ranks)  # torchrun: the others wait until it is written
     return run.segmenter
 
 

@@ -18,11 +18,14 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "today": ("quick", {"optimizer": "adam", "learning_rate": 0.01, "precision": "fp32"}),
     "bf16": ("quick", {"optimizer": "adam", "learning_rate": 0.01, "precision": "auto"}),
     "channels_last": (
-        "quick", {"optimizer": "adam", "learning_rate": 0.01, "precision": "fp32", "channels_last": True},
+        "quick",
+        {"optimizer": "adam", "learning_rate": 0.01, "precision": "fp32",
+         "channels_last": True},
     ),
     "adaptive": (
         "quick",
-        {"optimizer": "adam", "learning_rate": 0.01, "precision": "auto", "class_sampling": "adaptive"},
+        {"optimizer": "adam", "learning_rate": 0.01, "precision": "auto",
+         "class_sampling": "adaptive"},
     ),
     # 8-slice stacks through the slice-wise net (a 2.5D batch): measured worse.
     "slices": (

@@ -9,14 +9,13 @@ from flare_uda.pseudolabel import SelfTrainingConfig
 from flare_uda.registry import unknown_name_error
 from flare_uda.translation import PRESETS as GAN_PRESETS
 
+
 # CPU: the quick2d recipe (a slice-wise net, Adam, adaptive class sampling, bf16
 # where native; the fastest learner per minute measured, docs/benchmarks.md), each
 # training stopped by a wall-clock budget rather than a step count, so a preset
 # takes the same time on any machine (a slower one trains fewer steps).
 def _budgeted(minutes: float) -> SegmentationConfig:
-    return SegmentationConfig(
-        "quick2d", {"iterations": 1_000_000, "time_budget_minutes": minutes}
-    )
+    return SegmentationConfig("quick2d", {"iterations": 1_000_000, "time_budget_minutes": minutes})
 
 
 _TINY_SEG = {"iterations": 2, "spacing": (10.0, 7.0, 7.0), "patch_size": (16, 48, 48)}

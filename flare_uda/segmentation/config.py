@@ -205,8 +205,9 @@ PRESETS: dict[str, TrainConfig] = {
     # CPU budgets on the quick grid: nnU-Net's 2d configuration (a slice-wise net,
     # spatial_dims=2) fed 8 single slices per step (16 learned no more per second
     # of compute), lr 0.02 after a 5 % warm-up (0.01 learned slower), each drawn
-    # from anywhere in the training cases (a 3D batch holds two locations), Adam, class sampling weighted
-    # towards organs with low running Dice, bf16 autocast where the CPU has it. In-plane
+    # from anywhere in the training cases (a 3D batch holds two locations), Adam,
+    # class sampling weighted towards organs with low running Dice, bf16 autocast
+    # where the CPU has it. In-plane
     # rotation and scaling are off: at CPU budgets they slowed learning more than
     # they helped (benchmarks/bench_training.py, docs/benchmarks.md).
     "quick2d": TrainConfig(

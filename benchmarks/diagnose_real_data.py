@@ -33,8 +33,8 @@ import numpy as np
 from diagnose_measures import (  # same folder
     edge_statistics,
     grid_survival,
-    orientation_code,
     organ_volumes,
+    orientation_code,
     posterior_check,
     side_check,
 )

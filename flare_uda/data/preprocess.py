@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flare_uda._validation import as_triplet, require_choice
 from flare_uda.data.fingerprint import compute_fingerprint, intensity_statistics
 from flare_uda.data.normalization import SCHEMES, normalize
+from flare_uda.data.orientation import to_canonical
 from flare_uda.data.resampling import (
     resample_to_reference,
     resample_volume,
@@ -56,6 +57,10 @@ class PreprocessConfig:
         ``(0.5, 99.5)`` for MRI); applies to the z-score scheme only.
     num_samples, seed : int
         Foreground voxels sampled per case for the fingerprint, and its seed.
+    canonical : bool
+        Permute and flip every volume's axes into the canonical layout
+        (:mod:`flare_uda.data.orientation`) before resampling, so scans stored in
+        different layouts reach a network alike (the trainer sets it; off by default).
     """
 
     target_spacing: tuple[float, float, float] | None = PAPER_SPACING
@@ -63,8 +68,11 @@ class PreprocessConfig:
     clip_percentiles: tuple[float, float] | None = None
     num_samples: int = 10000
     seed: int = 1234
+    canonical: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.canonical, bool):
+            raise TypeError(f"canonical must be true or false, got {self.canonical!r}")
         if self.target_spacing is not None:
             spacing = as_triplet(self.target_spacing, "target_spacing", positive=True)
             object.__setattr__(self, "target_spacing", spacing)
@@ -161,7 +169,10 @@ class Preprocessor:
         return image.with_array(normalize(image.array, scheme, stats, clip_percentiles=clip))
 
     def resample(self, volume: Volume, is_label: bool = False) -> Volume:
-        """Resample to the target spacing (no-op when it is ``None``)."""
+        """Resample to the target spacing (no-op when it is ``None``), in the canonical
+        layout first when ``config.canonical``."""
+        if self.config.canonical:
+            volume = to_canonical(volume)
         if self.config.target_spacing is None:
             return volume
         return resample_volume(volume, self.config.target_spacing, is_label=is_label)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from flare_uda.data.orientation import canonical_tensor, to_canonical
 from flare_uda.inference.segmenter import SegmentationPlan
 from flare_uda.volume import Volume
 
@@ -168,6 +169,8 @@ def to_network_grid(
         region = normalize_for_plan(volume, plan)
         if box is not None:
             region = crop_volume(region, box)
+        if plan.canonical:
+            region = to_canonical(region)
         grid = resample_image(region, target)
         return NetworkInput(grid.array, grid, volume, box)
     from flare_uda.data.normalization import normalize_tensor
@@ -180,7 +183,11 @@ def to_network_grid(
         )
     stats = plan.intensity_stats if plan.normalization == "ct" else None
     image = normalize_tensor(raw, plan.normalization, stats, box=box)
-    image, grid = resample_image_torch(region_geometry(volume, box), target, data=image)
+    geometry = region_geometry(volume, box)
+    if plan.canonical:
+        image = canonical_tensor(image, geometry.direction)
+        geometry = to_canonical(geometry)
+    image, grid = resample_image_torch(geometry, target, data=image)
     return NetworkInput(image, grid, volume, box)
 
 

@@ -48,6 +48,11 @@ class SegmentationPlan:
         sigmoid, threshold, then argmax among organs above threshold.
     threshold : float
         Sigmoid threshold.
+    canonical : bool
+        The network was trained on volumes in the canonical layout
+        (:mod:`flare_uda.data.orientation`), so inference permutes and flips each
+        input alike (labels return to the input grid). False for plans saved before
+        it existed and for nnU-Net models.
     """
 
     patch_size: tuple[int, int, int]
@@ -58,8 +63,11 @@ class SegmentationPlan:
     intensity_stats: dict = field(default_factory=dict)
     head: str = "softmax"
     threshold: float = 0.5
+    canonical: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.canonical, bool):
+            raise TypeError(f"canonical must be true or false, got {self.canonical!r}")
         patch = tuple(int(p) for p in self.patch_size)
         if len(patch) != 3 or min(patch) < 1:
             raise ValueError(f"patch_size must be 3 positive ints (z, y, x), got {self.patch_size}")
@@ -91,6 +99,7 @@ class SegmentationPlan:
             "intensity_stats": dict(self.intensity_stats),
             "head": self.head,
             "threshold": self.threshold,
+            "canonical": self.canonical,
         }
 
     @classmethod

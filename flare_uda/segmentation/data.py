@@ -66,10 +66,12 @@ def check_training_cases(cases: Sequence[Case], num_classes: int, what: str = "c
 
 
 def fit_preprocessor(cases: Sequence[Case], spacing: tuple, normalization: str):
-    """A :class:`Preprocessor` fitted on ``cases`` (its CT statistics come from them)."""
+    """A :class:`Preprocessor` fitted on ``cases`` (its CT statistics come from them);
+    volumes in the canonical layout, as :class:`SegmentationPlan` ``canonical=True``."""
     from flare_uda.data.preprocess import PreprocessConfig, Preprocessor
 
-    return Preprocessor(PreprocessConfig(target_spacing=spacing, scheme=normalization)).fit(cases)
+    config = PreprocessConfig(target_spacing=spacing, scheme=normalization, canonical=True)
+    return Preprocessor(config).fit(cases)
 
 
 def prepare_cases(

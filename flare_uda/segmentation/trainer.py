@@ -76,6 +76,7 @@ def _plan_for(cases: Sequence[Case], config: TrainConfig):
         normalization=scheme,
         intensity_stats=dict(pre.stats_) if scheme == "ct" else {},
         head=config.head,
+        canonical=True,
     )
     return pre, plan
 

@@ -126,3 +126,16 @@ def test_plan_round_trip_and_old_plans():
     assert SegmentationPlan.from_dict(old).canonical is False
     with pytest.raises(TypeError, match="canonical must be true or false"):
         SegmentationPlan((8, 16, 16), (3.0, 2.0, 2.0), canonical="yes")
+
+
+def test_training_records_the_layout_in_the_plan():
+    from flare_uda.data.phantom import generate_cohort
+    from flare_uda.segmentation import get_preset, train_segmenter
+
+    _, mr = generate_cohort("tiny", 0, 1, seed=0)
+    for canonical in (True, False):
+        config = get_preset("tiny", iterations=1, canonical=canonical)
+        seg = train_segmenter(mr, config, progress=False, device="cpu")
+        assert seg.plan.canonical is canonical
+    with pytest.raises(TypeError, match="canonical must be a bool"):
+        get_preset("tiny", canonical="no")

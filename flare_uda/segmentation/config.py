@@ -79,6 +79,10 @@ class TrainConfig:
         fp32 (:mod:`~flare_uda.segmentation.precision`).
     channels_last : bool
         Network and batches in ``channels_last_3d`` memory format.
+    canonical : bool
+        Train (and predict) on every scan in the canonical layout
+        (:mod:`flare_uda.data.orientation`): scans stored mirrored or permuted reach
+        the network alike. False: the arrays as stored (for the ablation).
     class_sampling : {"uniform", "adaptive"}
         How foreground patch centres choose their class: ``"uniform"`` over the
         classes present (nnU-Net) or ``"adaptive"``, weighted towards the
@@ -109,8 +113,11 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool = False
     class_sampling: str = "uniform"
+    canonical: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.canonical, bool):
+            raise TypeError(f"canonical must be a bool, got {self.canonical!r}")
         require_choice(self.optimizer, OPTIMIZERS, "optimizer")
         require_choice(self.precision, PRECISIONS, "precision")
         require_choice(self.class_sampling, CLASS_SAMPLINGS, "class_sampling")

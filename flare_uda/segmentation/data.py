@@ -65,12 +65,14 @@ def check_training_cases(cases: Sequence[Case], num_classes: int, what: str = "c
             )
 
 
-def fit_preprocessor(cases: Sequence[Case], spacing: tuple, normalization: str):
+def fit_preprocessor(
+    cases: Sequence[Case], spacing: tuple, normalization: str, canonical: bool = True
+):
     """A :class:`Preprocessor` fitted on ``cases`` (its CT statistics come from them);
-    volumes in the canonical layout, as :class:`SegmentationPlan` ``canonical=True``."""
+    volumes in the canonical layout when ``canonical`` (as the plan it goes with)."""
     from flare_uda.data.preprocess import PreprocessConfig, Preprocessor
 
-    config = PreprocessConfig(target_spacing=spacing, scheme=normalization, canonical=True)
+    config = PreprocessConfig(target_spacing=spacing, scheme=normalization, canonical=canonical)
     return Preprocessor(config).fit(cases)
 
 

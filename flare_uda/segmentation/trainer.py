@@ -66,7 +66,7 @@ def _plan_for(cases: Sequence[Case], config: TrainConfig):
             f"normalization 'auto' needs one modality, got cases of {modalities}; set "
             f"config.normalization explicitly"
         )
-    pre = fit_preprocessor(cases, config.spacing, config.normalization)
+    pre = fit_preprocessor(cases, config.spacing, config.normalization, config.canonical)
     scheme = pre.scheme_for(cases[0].modality)
     plan = SegmentationPlan(
         patch_size=config.patch_size,
@@ -76,7 +76,7 @@ def _plan_for(cases: Sequence[Case], config: TrainConfig):
         normalization=scheme,
         intensity_stats=dict(pre.stats_) if scheme == "ct" else {},
         head=config.head,
-        canonical=True,
+        canonical=config.canonical,
     )
     return pre, plan
 

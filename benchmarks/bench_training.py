@@ -104,7 +104,7 @@ def print_tables(results: dict, recipes, budgets) -> None:
         print(f"\nDSC % per organ, {b:g} min:\n")
         print("| organ | " + " | ".join(done) + " |")
         print("|---" * (len(done) + 1) + "|")
-        for organ in FLARE_ORGANS.values():
+        for organ in FLARE_ORGANS:
             vals = [results[f"{r}@{b:g}"]["per_organ"].get(organ, float("nan")) for r in done]
             print(f"| {organ} | " + " | ".join(f"{v:.1f}" for v in vals) + " |")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from flare_uda.data.anatomy import to_anatomy_space
+from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW, to_anatomy_space
 from flare_uda.segmentation.appearance import RandomCurveTransform, curve
 from flare_uda.segmentation.augment import AugmentConfig, build_transforms
 from flare_uda.translation import TRANSLATORS, AnatomySpace
@@ -69,13 +69,17 @@ def _ct(seed: int = 0) -> Volume:
 def test_anatomy_translator_maps_both_modalities_to_the_sobel_space(tmp_path):
     ct = _ct()
     tr = AnatomySpace(sobel_mode="2d").fit([ct], [ct])
-    expected = to_anatomy_space(ct, "2d").array
-    np.testing.assert_allclose(tr.to_target(ct).array, expected, atol=1e-6)
-    np.testing.assert_allclose(tr.to_space(ct).array, expected, atol=1e-6)
+    windowed = to_anatomy_space(ct, "2d", window=CT_SOFT_TISSUE_WINDOW).array
+    np.testing.assert_allclose(tr.to_target(ct).array, windowed, atol=1e-6)  # source: CT window
+    unclipped = to_anatomy_space(ct, "2d").array
+    np.testing.assert_allclose(tr.to_space(ct).array, unclipped, atol=1e-6)  # target: as is
     assert tr.to_space(ct).spacing == ct.spacing
     back = AnatomySpace.load(tr.save(tmp_path / "m"))
     assert back.config.sobel_mode == "2d"
+    assert back.config.source_window == CT_SOFT_TISSUE_WINDOW
     assert TRANSLATORS.get("anatomy") is AnatomySpace
+    raw = AnatomySpace(source_window=None).fit([ct], [ct])
+    np.testing.assert_allclose(raw.to_target(ct).array, to_anatomy_space(ct).array, atol=1e-6)
 
 
 def test_anatomy_translator_rejects_an_unknown_mode():

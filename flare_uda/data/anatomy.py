@@ -3,7 +3,13 @@
 CT and MR differ in intensities but share edges; the gradient magnitude of an
 image, divided by a high percentile of itself, is (nearly) modality free and
 independent of the intensity scale. The same function, with the same
-parameters, is applied to CT and MR.
+parameters, is applied to CT and MR, with one exception: a CT can first be
+clipped to the abdominal soft-tissue window (:data:`CT_SOFT_TISSUE_WINDOW`).
+Without it the CT's air/lung/bone edges (hundreds of HU) set the scale and the
+organ boundaries (tens of HU) end up about 3x weaker than the same boundaries
+in MR, whose dynamic range is set by soft tissue and fat (measured on the
+phantom: median organ-boundary value 0.085 for raw CT, 0.25 for windowed CT,
+0.24 for MR; docs/results.md "The CT window in anatomy space").
 
 The separable Sobel filter is built from ``scipy.ndimage.correlate1d`` rather
 than ``scipy.ndimage.sobel`` because the per-slice ("2d") mode must smooth in
@@ -15,6 +21,8 @@ scipy was measured faster than a torch ``conv3d`` on these CPUs
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import ndimage
 
@@ -22,6 +30,9 @@ from flare_uda._validation import as_triplet, require_choice, require_finite, re
 from flare_uda.volume import Volume
 
 MODES = ("3d", "2d")
+CT_SOFT_TISSUE_WINDOW: tuple[float, float] = (-150.0, 250.0)
+"""HU: the usual abdominal soft-tissue window (width 400, level 50)."""
+_AIR_HU = -500.0  # a CT in HU has air (-1000) around the body; one without it is suspect
 _DERIVATIVE = np.array([-1.0, 0.0, 1.0], dtype=np.float32)
 _SMOOTH = np.array([1.0, 2.0, 1.0], dtype=np.float32)
 
@@ -101,11 +112,60 @@ def sobel_magnitude(
     return np.clip(magnitude / ref, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def to_anatomy_space(volume: Volume, mode: str = "3d", percentile: float = 99.5) -> Volume:
+def check_window(window: object, what: str = "window") -> tuple[float, float] | None:
+    """``window`` as ``(low, high)`` floats with low < high, or ``None``.
+
+    Raises
+    ------
+    ValueError
+        For anything else (says what arrived).
+    """
+    if window is None:
+        return None
+    try:
+        low, high = (float(v) for v in window)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be None or (low, high) numbers, got {window!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(f"{what} must be finite with low < high, got {window!r}")
+    return (low, high)
+
+
+def clip_to_window(array: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """``array`` clipped to the HU ``window``; warns when it does not look like HU.
+
+    A CT without any voxel below -500 HU has no air around the body, which an
+    abdominal CT in HU always has: most likely it is stored without its
+    rescale slope/intercept, and the window would flatten it.
+    """
+    if float(np.min(array)) > _AIR_HU:
+        warnings.warn(
+            f"clipping to the CT window {window} HU, but the image's minimum is "
+            f"{float(np.min(array)):.1f} (> {_AIR_HU:g}: no air): is it in HU?",
+            stacklevel=3,
+        )
+    return np.clip(array, window[0], window[1])
+
+
+def to_anatomy_space(
+    volume: Volume,
+    mode: str = "3d",
+    percentile: float = 99.5,
+    window: tuple[float, float] | None = None,
+) -> Volume:
     """The :func:`sobel_magnitude` of ``volume`` (physical spacing used), same geometry.
 
-    Apply it identically to CT and MR: it has no modality-specific parameter.
+    Parameters
+    ----------
+    volume : Volume
+    mode, percentile
+        See :func:`sobel_magnitude`.
+    window : (float, float), optional
+        Clip the intensities to this window first: :data:`CT_SOFT_TISSUE_WINDOW`
+        for a CT in HU, ``None`` (no clipping) for MR.
     """
     if not isinstance(volume, Volume):
         raise TypeError(f"volume must be a Volume, got {type(volume).__name__}")
-    return volume.with_array(sobel_magnitude(volume.array, volume.spacing, mode, percentile))
+    window = check_window(window)
+    array = volume.array if window is None else clip_to_window(volume.array, window)
+    return volume.with_array(sobel_magnitude(array, volume.spacing, mode, percentile))

@@ -156,12 +156,13 @@ def mean_dice(a: np.ndarray, b: np.ndarray, organs: Sequence[int]) -> float:
 
 def view(case: Case, features: str) -> Volume:
     """What a registrar with ``features`` compares: the pseudo-label, or the image in
-    anatomy space (Sobel)."""
+    anatomy space (Sobel; a CT clipped to the soft-tissue window first, as ASIT's)."""
     if features == "labels":
         return case.label
-    from flare_uda.data.anatomy import to_anatomy_space
+    from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW, to_anatomy_space
 
-    return to_anatomy_space(case.image)
+    window = CT_SOFT_TISSUE_WINDOW if case.modality == "CT" else None
+    return to_anatomy_space(case.image, window=window)
 
 
 def pair_registrar(registrar: PluginSpec, moving: Volume, fixed: Volume) -> PluginSpec:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flare_uda._validation import require_choice
-from flare_uda.data.anatomy import MODES, to_anatomy_space
+from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW, MODES, check_window, to_anatomy_space
 from flare_uda.translation.base import TRANSLATORS, Translator
 from flare_uda.volume import Volume
 
@@ -28,12 +28,16 @@ class AnatomyConfig:
     ----------
     sobel_mode : {"3d", "2d"}
         See :func:`flare_uda.data.anatomy.sobel_magnitude` (as ASIT's).
+    source_window : (float, float) or None
+        The source's (CT's) intensity window before the Sobel map (as ASIT's).
     """
 
     sobel_mode: str = "3d"
+    source_window: tuple[float, float] | None = CT_SOFT_TISSUE_WINDOW
 
     def __post_init__(self) -> None:
         require_choice(self.sobel_mode, MODES, "sobel_mode")
+        object.__setattr__(self, "source_window", check_window(self.source_window, "source_window"))
 
 
 @TRANSLATORS.register("anatomy")
@@ -46,7 +50,10 @@ class AnatomySpace(Translator):
         """Nothing to learn (inputs are still validated by :meth:`Translator.fit`)."""
 
     def _translate(self, volume: Volume, direction: str) -> np.ndarray:
-        return to_anatomy_space(volume, self.config.sobel_mode).array.astype(np.float32)
+        """``to_target`` takes a source (CT) image: clipped to ``source_window`` first."""
+        window = self.config.source_window if direction == "to_target" else None
+        mapped = to_anatomy_space(volume, self.config.sobel_mode, window=window)
+        return mapped.array.astype(np.float32)
 
     def to_space(self, volume: Volume) -> Volume:
         """``volume`` as an anatomy-space map on its own grid."""

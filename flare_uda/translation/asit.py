@@ -8,6 +8,12 @@ the remaining, much smaller, difference between CT and MR edge maps.
 [0, 1]) on the CT's grid; real MR images for the segmenter go through
 :meth:`ASIT.to_space`, i.e. the same Sobel map. Crops are still centred on
 the body of the intensity image.
+
+Beyond the paper, CT (the source) is clipped to the abdominal soft-tissue
+window before its Sobel map (``source_window``): otherwise CT organ boundaries
+are ~3x weaker than MR ones in anatomy space, and a segmenter of the fakes
+barely finds an organ on real MR (measured: 0.8 -> 18.7 mean DSC for the
+anatomy space alone after 2 minutes of training, docs/results.md).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flare_uda._validation import require_choice
-from flare_uda.data.anatomy import MODES, to_anatomy_space
+from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW, MODES, check_window, to_anatomy_space
 from flare_uda.translation.base import TRANSLATORS
 from flare_uda.translation.config import CycleGANConfig
 from flare_uda.translation.cyclegan import CycleGAN
@@ -33,13 +39,24 @@ class ASITConfig(CycleGANConfig):
     ----------
     sobel_mode : {"3d", "2d"}
         See :func:`flare_uda.data.anatomy.sobel_magnitude`.
+    source_window : (float, float) or None
+        Intensity window the source (CT, HU) is clipped to before its Sobel map;
+        ``None``: the paper's unclipped CT. Target (MR) images are never clipped.
     """
 
     sobel_mode: str = "3d"
+    source_window: tuple[float, float] | None = CT_SOFT_TISSUE_WINDOW
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice(self.sobel_mode, MODES, "sobel_mode")
+        object.__setattr__(self, "source_window", check_window(self.source_window, "source_window"))
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        d = super().to_dict()
+        d["source_window"] = None if self.source_window is None else list(self.source_window)
+        return d
 
 
 @TRANSLATORS.register("asit")
@@ -53,9 +70,13 @@ class ASIT(CycleGAN):
 
     config_class = ASITConfig
 
-    def network_input(self, volume: Volume) -> np.ndarray:
-        """Anatomy space (Sobel magnitude, [0, 1]) mapped onto [-1, 1]."""
-        return unit_to_symmetric(to_anatomy_space(volume, self.config.sobel_mode).array)
+    def network_input(self, volume: Volume, domain: str = "target") -> np.ndarray:
+        """Anatomy space (Sobel magnitude, [0, 1]) mapped onto [-1, 1]; a ``"source"``
+        image is clipped to ``source_window`` first."""
+        window = self.config.source_window if domain == "source" else None
+        return unit_to_symmetric(
+            to_anatomy_space(volume, self.config.sobel_mode, window=window).array
+        )
 
     def network_output(self, array: np.ndarray) -> np.ndarray:
         """Generator output back in anatomy space, [0, 1]."""

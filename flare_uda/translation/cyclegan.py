@@ -46,8 +46,12 @@ class CycleGAN(Translator):
     presets = PRESETS
 
     # ------------------------------------------------------- network space
-    def network_input(self, volume: Volume) -> np.ndarray:
-        """The image as the networks see it: ``"z y x"`` float32 in [-1, 1]."""
+    def network_input(self, volume: Volume, domain: str = "target") -> np.ndarray:
+        """The image as the networks see it: ``"z y x"`` float32 in [-1, 1].
+
+        ``domain`` (``"source"``: a CT, ``"target"``: an MR) lets a subclass treat
+        the two modalities' inputs apart (ASIT's CT window); unused here.
+        """
         return robust_scale(volume.array, self.config.percentiles)
 
     def network_output(self, array: np.ndarray) -> np.ndarray:
@@ -72,14 +76,17 @@ class CycleGAN(Translator):
         device = self._torch_device()
         return {k: v.to(device) for k, v in nets.items()}
 
-    def _sampler(self, volumes: list[Volume], rng: np.random.Generator) -> PatchSampler:
+    def _sampler(
+        self, volumes: list[Volume], rng: np.random.Generator, domain: str
+    ) -> PatchSampler:
         body = [robust_scale(v.array, self.config.percentiles) for v in volumes]
-        images = [self.network_input(v) for v in volumes]
+        images = [self.network_input(v, domain) for v in volumes]
         return PatchSampler(images, body, self.config.patch_size, self.config.body_threshold, rng)
 
     def _fit(self, source: list[Volume], target: list[Volume]) -> None:
         rng = np.random.default_rng(self.config.seed)
-        sampler_s, sampler_t = self._sampler(source, rng), self._sampler(target, rng)
+        sampler_s = self._sampler(source, rng, "source")
+        sampler_t = self._sampler(target, rng, "target")
         nets = self._build()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
@@ -93,7 +100,7 @@ class CycleGAN(Translator):
             raise ValueError(f"direction must be one of {list(DIRECTIONS)}, got {direction!r}")
         generator = self.networks_["G_t" if direction == "to_target" else "G_s"]
         generator.eval()
-        image = self.network_input(volume)
+        image = self.network_input(volume, "source" if direction == "to_target" else "target")
         if self.config.spatial_dims == 2:
             out = translate_slices(generator, image, 2**self.config.n_downsampling)
         else:

@@ -58,6 +58,11 @@ class CycleGANConfig:
         Iterations between checkpoints in the work directory (0: never).
     seed : int
         Seeds torch and the numpy generator used for sampling and the pool.
+    residual : bool
+        Generators that start as the identity and learn a change of their input
+        (:class:`~flare_uda.translation.networks.ResnetGenerator`, not in the
+        reference CycleGAN): an under-trained translator then returns nearly its
+        input instead of noise.
     """
 
     spatial_dims: int = 2
@@ -79,8 +84,11 @@ class CycleGANConfig:
     percentiles: tuple[float, float] = (0.5, 99.5)
     checkpoint_every: int = 200
     seed: int = 0
+    residual: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.residual, bool):
+            raise TypeError(f"residual must be True or False, got {self.residual!r}")
         if self.spatial_dims not in (2, 3) or isinstance(self.spatial_dims, bool):
             raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims!r}")
         require_choice(self.gan_mode, GAN_MODES, "gan_mode")

@@ -15,6 +15,7 @@ from torch import nn
 
 _REFLECTION_PAD = {2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}
 _LAYOUT = {2: "b c y x", 3: "b c z y x"}
+_EDGE = 1.0 - 1e-4  # atanh(+-_EDGE) = +-4.95: tanh gives the input back within 1e-4
 
 
 def check_input(x: torch.Tensor, spatial_dims: int, channels: int, what: str) -> None:
@@ -68,6 +69,10 @@ class ResnetGenerator(nn.Module):
         Residual blocks at the lowest resolution.
     n_downsampling : int
         Stride-2 convolutions; spatial sizes must be multiples of ``2 ** n_downsampling``.
+    residual : bool
+        ``tanh(atanh(x) + f(x))`` with the last convolution of ``f`` zero at start:
+        the untrained generator is the identity on [-1, 1] images (needs
+        ``in_channels == out_channels``). ``False``: the reference ``tanh(f(x))``.
 
     Output is ``tanh``-bounded in [-1, 1], same shape as the input.
     """
@@ -80,9 +85,16 @@ class ResnetGenerator(nn.Module):
         width: int = 64,
         n_blocks: int = 9,
         n_downsampling: int = 2,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         _check_dims(spatial_dims)
+        if residual and in_channels != out_channels:
+            raise ValueError(
+                f"a residual generator needs in_channels == out_channels, "
+                f"got {in_channels} and {out_channels}"
+            )
+        self.residual = residual
         self.spatial_dims, self.in_channels = spatial_dims, in_channels
         self.factor = 2**n_downsampling
         conv, convt = Conv[Conv.CONV, spatial_dims], Conv[Conv.CONVTRANS, spatial_dims]
@@ -100,7 +112,11 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             ch //= 2
-        layers += [pad(3), conv(ch, out_channels, 7), nn.Tanh()]
+        last = conv(ch, out_channels, 7)
+        if residual:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        layers += [pad(3), last] if residual else [pad(3), last, nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -112,6 +128,8 @@ class ResnetGenerator(nn.Module):
                 f"ResnetGenerator expects spatial sizes that are multiples of {self.factor}, "
                 f"got {tuple(x.shape[2:])}; pad the input first"
             )
+        if self.residual:  # the input's pre-tanh value, kept finite at +-1
+            return torch.tanh(torch.atanh(x.clamp(-_EDGE, _EDGE)) + self.model(x))
         return self.model(x)
 
 
@@ -165,7 +183,13 @@ def build_networks(config) -> dict[str, nn.Module]:
 
     def gen() -> ResnetGenerator:
         return ResnetGenerator(
-            config.spatial_dims, 1, 1, config.width, config.n_blocks, config.n_downsampling
+            config.spatial_dims,
+            1,
+            1,
+            config.width,
+            config.n_blocks,
+            config.n_downsampling,
+            residual=config.residual,
         )
 
     def disc() -> PatchGANDiscriminator:

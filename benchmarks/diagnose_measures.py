@@ -123,7 +123,11 @@ def organ_regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def edge_statistics(
-    image: Volume, label: Volume, organs: tuple[int, ...], mode: str = "3d"
+    image: Volume,
+    label: Volume,
+    organs: tuple[int, ...],
+    mode: str = "3d",
+    window: tuple[float, float] | None = None,
 ) -> dict[str, float]:
     """Medians of the anatomy-space map (:func:`to_anatomy_space`) by region.
 
@@ -135,6 +139,8 @@ def edge_statistics(
         FLARE organs to measure (absent ones are skipped).
     mode : {"3d", "2d"}
         Sobel mode (ASIT's default is "3d").
+    window : (float, float), optional
+        Intensity window before the Sobel map (ASIT's CT window), ``None``: none.
 
     Returns
     -------
@@ -148,7 +154,7 @@ def edge_statistics(
         medians on the organ's boundary and interior (:func:`organ_regions`).
     """
     image.require_same_geometry(label, "image and label")
-    edges = to_anatomy_space(image, mode).array
+    edges = to_anatomy_space(image, mode, window=window).array
     lab = np.asarray(label.array)
     body = body_mask(foreground_mask(image.array))
     outline = body & ~_erode(body, 1, 0)

@@ -115,17 +115,24 @@ def source_table(cases: list[Case]) -> tuple[str, dict]:
 
 
 def edge_table(cases: list[Case]) -> tuple[str, dict]:
-    """Table b: anatomy-space medians, boundary / interior per scored organ."""
+    """Table b: anatomy-space medians, boundary / interior per scored organ; each CT twice,
+    unclipped (the paper) and clipped to ASIT's soft-tissue window (row ``+ window``)."""
+    from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW
+
     rows, data = [], {}
-    for c in cases:
-        s = edge_statistics(c.image, c.label, SCORED)
-        data[c.case_id] = s
+    views = [(c, c.case_id, None) for c in cases]
+    views += [
+        (c, f"{c.case_id} + window", CT_SOFT_TISSUE_WINDOW) for c in cases if c.modality == "CT"
+    ]
+    for c, name, window in views:
+        s = edge_statistics(c.image, c.label, SCORED, window=window)
+        data[name] = s
         cells = [
             f"{s[f'{o}_boundary']:.3f} / {s[f'{o}_interior']:.3f}" if f"{o}_boundary" in s else "-"
             for o in SCORED
         ]
         rows.append(
-            [c.case_id, c.modality, f"{s['outline']:.3f}", f"{s['saturated']:.2f}",
+            [name, c.modality, f"{s['outline']:.3f}", f"{s['saturated']:.2f}",
              f"{s['saturated_outside_organs']:.0f}", *cells]
         )  # fmt: skip
     header = ["case", "mod.", "body outline", "% voxels at 1", "% of those away from organs"]

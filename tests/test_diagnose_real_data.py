@@ -176,6 +176,23 @@ def test_measures_on_real_ct_and_chaos_t2(shared_data):
 
 
 @pytest.mark.realdata
+def test_ct_window_brings_real_ct_organ_edges_towards_chaos_t2(shared_data):
+    # The fix of issue 19's diagnosis: unclipped, real CT organ boundaries are
+    # several times weaker than CHAOS T2 ones in anatomy space; windowed, closer.
+    from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW
+
+    ct = diag.read_case(shared_data, *diag.CT[0], "CT")
+    mr = diag.read_case(shared_data, *diag.MR[0], "MR")
+    raw = edge_statistics(ct.image, ct.label, diag.SCORED)
+    windowed = edge_statistics(ct.image, ct.label, diag.SCORED, window=CT_SOFT_TISSUE_WINDOW)
+    chaos = edge_statistics(mr.image, mr.label, diag.SCORED)
+    for o in diag.SCORED:
+        key = f"{o}_boundary"
+        assert windowed[key] > 1.3 * raw[key]
+        assert abs(np.log(windowed[key] / chaos[key])) < abs(np.log(raw[key] / chaos[key]))
+
+
+@pytest.mark.realdata
 @pytest.mark.slow
 def test_smoke_run_on_the_real_data(shared_data, tmp_path):
     figure = tmp_path / "fig.png"

@@ -39,8 +39,8 @@ def _refuse_overwriting(config_path: Path, out: Path, config_text: str) -> None:
     "--preset",
     default="quick",
     show_default=True,
-    help="Pipeline preset: quick (CPU, ~5 min end-to-end check), cpu (CPU, ~75 min, "
-    "1000 steps per model), tiny (seconds, CI), paper (GPU).",
+    help="Pipeline preset: quick (CPU, ~15 min: six 2-minute trainings), cpu (CPU, "
+    "~50-60 min: every setting, 6-minute trainings), tiny (seconds, CI), paper (GPU).",
 )
 @click.option(
     "--config",

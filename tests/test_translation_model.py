@@ -263,3 +263,25 @@ def test_to_space_is_what_the_networks_see(pair):
     assert scaled.same_geometry(image) and scaled.array.min() == -1.0 and scaled.array.max() == 1.0
     anatomy = _make("asit").to_space(image)
     np.testing.assert_allclose(anatomy.array, to_anatomy_space(image).array, atol=1e-6)
+
+
+def test_translator_save_swaps_the_folder_whole_and_keeps_other_files(tmp_path, monkeypatch):
+    from flare_uda.translation import AnatomySpace
+
+    vol = Volume(np.linspace(-1000, 200, 4 * 16 * 16, dtype=np.float32).reshape(4, 16, 16))
+    folder = tmp_path / "translator"
+    AnatomySpace(sobel_mode="2d").fit([vol], [vol]).save(folder)
+    (folder / "notes.txt").write_text("mine")
+
+    def killed(self, directory):
+        raise KeyboardInterrupt  # a kill in the middle of writing the new state
+
+    monkeypatch.setattr(AnatomySpace, "_save_state", killed)
+    with pytest.raises(KeyboardInterrupt):
+        AnatomySpace(sobel_mode="3d").fit([vol], [vol]).save(folder)
+    assert AnatomySpace.load(folder).config.sobel_mode == "2d"  # the old one, whole
+    monkeypatch.undo()
+    AnatomySpace(sobel_mode="3d").fit([vol], [vol]).save(folder)
+    assert AnatomySpace.load(folder).config.sobel_mode == "3d"
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["translator"]  # no temporaries

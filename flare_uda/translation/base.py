@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from flare_uda._atomic import write_json
+from flare_uda._atomic import replace_dir, write_json
 from flare_uda._validation import require_finite
 from flare_uda.plugin import Plugin
 from flare_uda.registry import Registry
@@ -146,14 +146,18 @@ class Translator(Plugin, ABC):
         return volume
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the translator into ``directory`` (created); returns it."""
+        """Write the translator into ``directory`` (created); returns it.
+
+        The folder is swapped in whole (:func:`~flare_uda._atomic.replace_dir`): a
+        kill while saving leaves the previous translator, never half of each;
+        other files already in the folder are kept.
+        """
         self._check_fitted()
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        self._save_state(out)
-        write_json(
-            out / META_FILE, {"format": FORMAT, "version": FORMAT_VERSION, **self.to_config()}
-        )
+        with replace_dir(out, keep_others=True) as new:
+            self._save_state(new)
+            meta = {"format": FORMAT, "version": FORMAT_VERSION, **self.to_config()}
+            write_json(new / META_FILE, meta)
         return out
 
     @classmethod

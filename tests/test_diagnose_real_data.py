@@ -147,7 +147,10 @@ def test_tables_and_figure_on_the_synthetic_pair(pair, tmp_path):
     assert "| synthetic_ct | CT | (12, 64, 64) | (4, 2, 2) |" in text
     assert volumes["synthetic_mr"][2][0] == box_voxels(2)
     text, edges = diag.edge_table(pair)
-    assert text.count("\n") == len(pair) + 1 and set(edges) == {c.case_id for c in pair}
+    # one row a scan, plus each CT again clipped to the soft-tissue window
+    assert text.count("\n") == len(pair) + 2
+    assert set(edges) == {c.case_id for c in pair} | {"synthetic_ct + window"}
+    assert edges["synthetic_ct + window"]["1_boundary"] > edges["synthetic_ct"]["1_boundary"]
     text, sides = diag.orientation_table(pair)
     assert "| synthetic_mr | [-1, 1, 1] | RPS | top (row 0) | +36 | -64 | high x |" in text
     text, grids = diag.grid_table(pair, (8.0, 4.0, 4.0))

@@ -123,3 +123,37 @@ def test_predict_errors(model_dir, inputs, tmp_path):
     assert (
         res.exit_code == 1 and "missing ['plan.json', 'network.json', 'weights.pt']" in res.output
     )
+
+
+def test_predict_with_an_inferer_file(model_dir, inputs, tmp_path):
+    spec = tmp_path / "inferer.yaml"
+    spec.write_text("name: sliding_window\noptions: {step: 1.0, skip_empty: false}\n")
+    out = tmp_path / "pred_file"
+    args = ["predict", "--model", str(model_dir), "-i", str(inputs), "-o", str(out)]
+    res = CliRunner().invoke(main, [*args, "--inferer", str(spec)])
+    assert res.exit_code == 0, res.output
+    seg = NetworkSegmenter.load(model_dir)
+    want = SlidingWindowInferer(step=1.0, skip_empty=False)(read_volume(inputs / "b.mha"), seg)
+    np.testing.assert_array_equal(read_label(out / "b.nii.gz").array, want.array)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "- sliding_window\n",
+            "expected a mapping {name: INFERER, options: {...}}, got ['sliding_window']",
+        ),
+        ("name: sliding_windw\n", "sliding_window"),  # the closest known name
+        ("name: sliding_window\noptions: {step: 7}\n", "step"),
+        ("name: [unclosed\n", "not valid YAML/JSON"),
+    ],
+)
+def test_predict_inferer_file_errors(model_dir, inputs, tmp_path, text, message):
+    spec = tmp_path / "inferer.yaml"
+    spec.write_text(text)
+    args = ["predict", "--model", str(model_dir), "-i", str(inputs), "-o", str(tmp_path / "o")]
+    res = CliRunner().invoke(main, [*args, "--inferer", str(spec)])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert not (tmp_path / "o").exists()  # nothing written

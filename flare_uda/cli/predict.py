@@ -96,6 +96,38 @@ MODE_ALIASES = {"plain": "sliding_window"}
 """``--mode plain``: the name of the sliding-window inferer before 0.2."""
 
 
+def inferer_from_file(path: str | os.PathLike):
+    """The inferer a YAML/JSON file names as a plug-in entry ``{name: ..., options: {...}}``.
+
+    Any registered inferer, a plug-in package's included (``flare-uda plugins
+    inferer`` lists them).
+
+    Raises
+    ------
+    click.UsageError
+        For a file that is not such a mapping, an unknown name or bad options,
+        saying what arrived.
+    """
+    import yaml
+
+    from flare_uda.inference import Inferer
+    from flare_uda.registry import PluginLoadError, UnknownNameError
+
+    try:
+        entry = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise click.UsageError(f"--inferer {path}: not valid YAML/JSON ({err})") from None
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise click.UsageError(
+            f"--inferer {path}: expected a mapping {{name: INFERER, options: {{...}}}}, "
+            f"got {entry!r}"
+        )
+    try:
+        return Inferer.from_config(entry)
+    except (UnknownNameError, PluginLoadError, TypeError, ValueError, KeyError) as err:
+        raise click.UsageError(f"--inferer {path}: {err}") from None
+
+
 @click.command(name="predict")
 @click.option(
     "--model",
@@ -141,6 +173,13 @@ MODE_ALIASES = {"plain": "sliding_window"}
     show_default=True,
     help="Window step as a fraction of the patch, in (0, 1].",
 )
+@click.option(
+    "--inferer",
+    "inferer_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML/JSON file {name, options} naming any registered inferer (plug-ins "
+    "included); replaces --mode and the window options.",
+)
 @click.option("--no-skip", is_flag=True, help="Run windows without body voxels too.")
 @click.option("--mirroring", is_flag=True, help="nnU-Net's 8-fold mirroring (slower).")
 @click.option("--batch", type=int, default=2, show_default=True, help="Windows per network call.")
@@ -169,6 +208,7 @@ def command(
     mode,
     roi_source,
     step,
+    inferer_file,
     no_skip,
     mirroring,
     batch,
@@ -196,10 +236,15 @@ def command(
         raise click.BadParameter(
             f"expected a fold number or 'all', got {fold!r}", param_hint="--fold"
         )
-    try:
-        inferer = build_inferer(mode, step, not no_skip, mirroring, batch, resampling, roi_source)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
+    if inferer_file is not None:
+        inferer = inferer_from_file(inferer_file)
+    else:
+        try:
+            inferer = build_inferer(
+                mode, step, not no_skip, mirroring, batch, resampling, roi_source
+            )
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
     files = input_files(input_path)
     ids = [case_id(p) for p in files]
     if len(set(ids)) != len(ids):

@@ -8,8 +8,8 @@ clipped to the abdominal soft-tissue window (:data:`CT_SOFT_TISSUE_WINDOW`).
 Without it the CT's air/lung/bone edges (hundreds of HU) set the scale and the
 organ boundaries (tens of HU) end up about 3x weaker than the same boundaries
 in MR, whose dynamic range is set by soft tissue and fat (measured on the
-phantom: median organ-boundary value 0.085 for raw CT, 0.25 for windowed CT,
-0.24 for MR; docs/results.md "The CT window in anatomy space").
+phantom: median organ-boundary value 0.098 for raw CT, 0.285 for windowed CT,
+0.233 for MR; ``benchmarks/ct_window.py``, docs/results.md).
 
 The separable Sobel filter is built from ``scipy.ndimage.correlate1d`` rather
 than ``scipy.ndimage.sobel`` because the per-slice ("2d") mode must smooth in

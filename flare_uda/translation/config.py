@@ -136,14 +136,8 @@ class CycleGANConfig:
         return (1, *self.crop_size) if self.spatial_dims == 2 else self.crop_size  # type: ignore
 
     def to_dict(self) -> dict:
-        """Plain-JSON form."""
-        d = asdict(self)
-        d["betas"], d["crop_size"], d["percentiles"] = (
-            list(self.betas),
-            list(self.crop_size),
-            list(self.percentiles),
-        )
-        return d
+        """Plain-JSON form (tuples as lists; a subclass's tuple fields too)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> CycleGANConfig:

@@ -37,6 +37,11 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "quick2d": ("quick2d", {}),
     # quick2d before the batch/lr measurements: 16 slices per step, lr 0.01.
     "quick2d_b16": ("quick2d", {"batch_size": 16, "learning_rate": 0.01, "warmup": 0.0}),
+    # wider slice-wise nets (more compute per step, maybe more learning per step).
+    "quick2d_w12": ("quick2d", {"network": NetworkConfig(
+        base_features=12, max_downsamplings=5, max_features=192, spatial_dims=2)}),
+    "quick2d_w16": ("quick2d", {"network": NetworkConfig(
+        base_features=16, max_downsamplings=5, max_features=256, spatial_dims=2)}),
 }  # fmt: skip
 
 

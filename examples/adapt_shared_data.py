@@ -10,15 +10,20 @@ T2) and runs one command, printed first:
     flare-uda adapt --source INPUTS/ct_amos:amos --source INPUTS/ct_total:total \\
         --source INPUTS/ct_chaos:chaos_ct --target INPUTS/mr \\
         --sequences INPUTS/sequences.csv --target-labels INPUTS/mr_labels:chaos \\
+        --target-labels INPUTS/mr_labels_total:total_mr \\
         --config INPUTS/settings.yaml --preset PRESET --out OUT
 
-Scored on the CHAOS T2 labels (liver, kidneys, spleen); the TotalSegmentator MR
-case has no label there. Skips cleanly when the data folder is absent.
+Scored on the CHAOS T2 labels (liver, kidneys, spleen; the report's T2 column)
+and on the TotalSegmentator MR's 12 organs (a model's prediction, T1 column).
+Skips cleanly when the data folder is absent.
 
 Run:
     .venv/bin/python examples/adapt_shared_data.py [--data ../shared/data] \\
         [--out runs/real_adapt] [--preset quick] [--config recipe.yaml] \\
-        [--settings only_ct,asit,asit_mdm,asit_mdm_plf] [--device auto]
+        [--settings only_ct,asit,asit_mdm,asit_mdm_plf] [--device auto] \\
+        [--extra-source DIR[:MAP] ...]
+    (--extra-source adds labelled CT beside the real sources, e.g. the phantom's
+    CT from `flare-uda phantom --n-ct 8 --n-mri 1 --out PH` as PH/ct:flare)
     (--settings applies over --config's ablation; INPUTS/settings.yaml is the
     config the command runs with, the recipe's sections and the settings)
     (--preset tiny: a smoke test of a few minutes on 2 CPU cores)
@@ -54,6 +59,9 @@ VIEWS = {  # folder -> {link name: path in the data folder}
         f"chaos_t2_{n}_label.nii.gz": f"mr/chaos_t2/chaos_t2_{n}_label.nii.gz"
         for n in (1, 2, 3, 5, 8)
     },
+    # A second sequence to score (T1-like; its labels are TotalSegmentator MR's
+    # prediction, not a manual reference): the report's T1 column.
+    "mr_labels_total": {"totalseg_mr_sm_label.nii.gz": "mr/totalseg_mr_sm_label.nii.gz"},
 }
 SETTINGS = ("only_ct", "asit", "asit_mdm", "asit_mdm_plf")
 """The settings scored by default (the ablation without CycleGAN and the oracle)."""
@@ -112,6 +120,13 @@ def main() -> int:
         "or the ablation of --config when it names one)",
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--extra-source",
+        action="append",
+        default=[],
+        metavar="DIR[:MAP]",
+        help="more labelled CT for adapt's --source (repeatable), e.g. runs/phantom/ct:flare",
+    )
     args = parser.parse_args()
     data = Path(args.data)
     if not (data / "ct").is_dir() or not (data / "mr").is_dir():
@@ -125,8 +140,10 @@ def main() -> int:
         "adapt",
         *("--source", f"{inputs / 'ct_amos'}:amos", "--source", f"{inputs / 'ct_total'}:total"),
         *("--source", f"{inputs / 'ct_chaos'}:chaos_ct", "--target", str(inputs / "mr")),
+        *(arg for extra in args.extra_source for arg in ("--source", extra)),
         *("--sequences", str(inputs / "sequences.csv")),
-        *("--target-labels", f"{inputs / 'mr_labels'}:chaos", "--config", str(config)),
+        *("--target-labels", f"{inputs / 'mr_labels'}:chaos"),
+        *("--target-labels", f"{inputs / 'mr_labels_total'}:total_mr", "--config", str(config)),
         *("--preset", args.preset, "--device", args.device, "--out", str(out)),
     ]
     print("flare-uda " + " ".join(argv), flush=True)

@@ -213,3 +213,40 @@ def test_a_bad_config_or_preset_is_a_usage_error(user, tmp_path):
     argv = args(user)
     argv[argv.index("--preset") + 1] = "quik"
     fails(argv, 2, "unknown pipeline preset 'quik'. Did you mean 'quick'")
+
+
+def test_a_case_labelled_in_two_target_label_folders(user, tmp_path):
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(user["mr_labels"] / "mr_t1_000_label.nii.gz", again)
+    labels = ("--target-labels", str(user["mr_labels"]), "--target-labels", str(again))
+    argv = args(user, "--sequences", str(user["sequences"]), *labels)
+    fails(argv, 2, "cases ['mr_t1_000'] have labels in more than one --target-labels folder")
+
+
+def test_target_labels_in_two_folders_with_their_own_label_maps(user, tmp_path):
+    """A CHAOS-map folder beside a FLARE one: both cases scored, each on its own organs."""
+    chaos = tmp_path / "chaos_labels"
+    chaos.mkdir()
+    moved = chaos / "mr_t2_000_label.nii.gz"
+    (user["mr_labels"] / "mr_t2_000_label.nii.gz").rename(moved)
+    flare = read_label(moved)
+    as_chaos = np.zeros_like(flare.array)  # CHAOS: 1 liver, 2 right kidney, 3 left kidney, 4 spleen
+    for flare_value, chaos_value in ((1, 1), (2, 2), (13, 3), (3, 4)):
+        as_chaos[flare.array == flare_value] = chaos_value
+    write_volume(replace(flare, array=as_chaos), moved, is_label=True)
+    prepared = prepare(
+        [user["ct_nnunet"], f"{user['ct_plain']}:amos"],
+        user["mr"],
+        out=tmp_path / "run",
+        sequences=user["sequences"],
+        target_labels=[user["mr_labels"], f"{chaos}:chaos"],
+        preset="tiny",
+    )
+    scored = {c.case_id: c for c in prepared.scored}
+    assert "mr_t2_000" in scored and "mr_t1_000" in scored
+    assert sorted(np.unique(scored["mr_t2_000"].label.array)) == sorted(
+        np.unique(flare.array[np.isin(flare.array, (0, 1, 2, 3, 13))])
+    )
+    assert tuple(scored["mr_t2_000"].annotated) == (1, 2, 3, 13)
+    assert tuple(scored["mr_t1_000"].annotated) == tuple(range(1, 14))

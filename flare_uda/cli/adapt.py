@@ -45,8 +45,9 @@ from flare_uda.cli._options import device_option, quiet_option, train_processes_
 )
 @click.option(
     "--target-labels",
+    multiple=True,
     help="Labels of some target cases (DIR or DIR:MAP): every setting of the config's "
-    "ablation is then run and scored on them.",
+    "ablation is then run and scored on them. Repeat for folders with other label maps.",
 )
 @device_option
 @quiet_option
@@ -59,7 +60,7 @@ def command(
     preset: str,
     config_path: str | None,
     sequences: str | None,
-    target_labels: str | None,
+    target_labels: tuple[str, ...],
     device: str,
     quiet: bool,
     train_processes: int,
@@ -84,7 +85,7 @@ def command(
             config_path,
             out,
             sequences=sequences,
-            target_labels=target_labels,
+            target_labels=list(target_labels),
             preset=preset,
             check_output=lambda path: _checks.output_dir(path, "--out"),
         )
@@ -104,8 +105,13 @@ def command(
     if result.subdomains is not None:
         click.echo(f"sub-domains: {result.subdomains['better']} better, "
                    f"{result.subdomains['worse']} worse")  # fmt: skip
+    sequence = {c.case_id: str(c.sequence) for c in prepared.scored}
     for setting, rows in result.scores.items():
         dsc = [r.dsc for r in rows if r.dsc == r.dsc]
-        click.echo(f"  {setting:14s} mean DSC {100 * sum(dsc) / max(len(dsc), 1):5.1f}")
+        by_seq = {s: [r.dsc for r in rows if r.dsc == r.dsc and sequence.get(r.case) == s]
+                  for s in sorted(set(sequence.values()))}  # fmt: skip
+        split = ", ".join(f"{s} {100 * sum(v) / len(v):.1f}" for s, v in by_seq.items() if v)
+        split = f" ({split})" if len(by_seq) > 1 else ""
+        click.echo(f"  {setting:14s} mean DSC {100 * sum(dsc) / max(len(dsc), 1):5.1f}{split}")
     for setting, why in result.notes.get("skipped", {}).items():
         click.echo(f"  {setting:14s} not run: {why}")

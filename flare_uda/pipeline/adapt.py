@@ -204,7 +204,7 @@ def adapt(
     out: str | os.PathLike = "runs/adapt",
     *,
     sequences: str | os.PathLike | Mapping[str, str] | None = None,
-    target_labels: str | os.PathLike | None = None,
+    target_labels: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     preset: str = "quick",
     device: str = "auto",
     progress: bool = True,
@@ -232,8 +232,9 @@ def adapt(
         The run folder; rerunning the same call resumes from its cached stages.
     sequences : ``"auto"``, a CSV/JSON path, a ``{case: sequence}`` dict or None
         The target's MR sub-domains for MDM (None: from DICOM headers / manifests).
-    target_labels : path or ``"DIR:MAP"``, optional
-        Labels of some target cases: every setting of ``config.ablation`` (but the
+    target_labels : path or ``"DIR:MAP"``, or a list of them, optional
+        Labels of some target cases (one folder a label map; a case labelled in
+        two folders is an error): every setting of ``config.ablation`` (but the
         oracle) is run and scored on them.
     preset : str
         A pipeline preset (``tiny``, ``quick``, ``cpu``, ``paper``, ...).

@@ -228,7 +228,11 @@ def prepare(
     out: str | os.PathLike = "runs/adapt",
     *,
     sequences: str | os.PathLike | Mapping[str, str] | None = None,
-    target_labels: str | os.PathLike | FolderArg | None = None,
+    target_labels: str
+    | os.PathLike
+    | FolderArg
+    | Sequence[str | os.PathLike | FolderArg]
+    | None = None,
     preset: str = "quick",
     method: str = METHOD,
     subdomains: SubDomainOptions | None = None,
@@ -251,8 +255,10 @@ def prepare(
     sources = [source] if isinstance(source, (str, os.PathLike, FolderArg)) else list(source)
     folders = {"--source": [parse_folder_arg(s) for s in sources]}
     folders["--target"] = [parse_folder_arg(target)]
-    if target_labels is not None:
-        folders["--target-labels"] = [parse_folder_arg(target_labels)]
+    if isinstance(target_labels, (str, os.PathLike, FolderArg)):
+        target_labels = [target_labels]
+    if target_labels:  # one folder a label map (e.g. CHAOS T2 and a TotalSegmentator MR)
+        folders["--target-labels"] = [parse_folder_arg(t) for t in target_labels]
     for option, args in folders.items():
         for arg in args:
             if not arg.path.is_dir():
@@ -269,9 +275,16 @@ def prepare(
     mr, target_report = read_target(folders["--target"][0])
     reports.append(target_report)
     scored = []
-    if target_labels is not None:
-        labelled, labels_report = read_target_labels(folders["--target-labels"][0], mr)
-        scored = list(labelled.values())
+    for arg in folders.get("--target-labels", []):
+        labelled, labels_report = read_target_labels(arg, mr)
+        twice = sorted(set(labelled) & {c.case_id for c in scored})
+        if twice:
+            raise AdaptArgumentError(
+                f"cases {twice[:5]} have labels in more than one --target-labels folder "
+                f"(again in {arg.path}); expected each target case labelled once",
+                "--target-labels",
+            )
+        scored += list(labelled.values())
         reports.append(labels_report)
     mr, origin, features = _sequences(mr, sequences, subdomains)
     by_id = {c.case_id: c for c in mr}

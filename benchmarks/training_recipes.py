@@ -37,10 +37,17 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "quick2d": ("quick2d", {}),
     # quick2d before the batch/lr measurements: 16 slices per step, lr 0.01.
     "quick2d_b16": ("quick2d", {"batch_size": 16, "learning_rate": 0.01, "warmup": 0.0}),
+    # channels_last_3d on or off: measured as ``quick2d_cl`` against ``quick2d``
+    # while quick2d was contiguous; since then on in quick2d (so quick2d_cl is
+    # quick2d) and the former recipe is ``quick2d_contiguous``.
+    "quick2d_cl": ("quick2d", {"channels_last": True}),
+    "quick2d_contiguous": ("quick2d", {"channels_last": False}),
     # wider slice-wise nets (more compute per step, maybe more learning per step).
     "quick2d_w12": ("quick2d", {"network": NetworkConfig(
         base_features=12, max_downsamplings=5, max_features=192, spatial_dims=2)}),
     "quick2d_w16": ("quick2d", {"network": NetworkConfig(
+        base_features=16, max_downsamplings=5, max_features=256, spatial_dims=2)}),
+    "quick2d_w16_cl": ("quick2d", {"channels_last": True, "network": NetworkConfig(
         base_features=16, max_downsamplings=5, max_features=256, spatial_dims=2)}),
 }  # fmt: skip
 

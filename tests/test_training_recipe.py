@@ -69,6 +69,26 @@ def test_slice_network_trains_and_round_trips(tmp_path):
     torch.testing.assert_close(back.predict_logits(x), seg.predict_logits(x))
 
 
+def test_channels_last_trains_like_the_contiguous_layout(tmp_path):
+    """quick2d's channels_last_3d: same steps, same weights (to rounding), a portable model."""
+    from flare_uda.segmentation import NetworkSegmenter
+    from flare_uda.segmentation.augment import AugmentConfig
+
+    cases = [make_case(0), make_case(1)]
+    base = tiny(iterations=3, network=SLICES, patch_size=(4, 16, 16), precision="fp32",
+                augment=AugmentConfig(enabled=False))  # fmt: skip
+    plain = train_segmenter(cases, base, progress=False)
+    last = train_segmenter(cases, base.with_overrides(channels_last=True), progress=False)
+    conv = next(p for p in last.network.parameters() if p.ndim == 5 and p.shape[-1] == 3)
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d)
+    x = torch.randn(1, 1, 4, 16, 16)
+    close = {"rtol": 1e-3, "atol": 1e-3}
+    torch.testing.assert_close(last.predict_logits(x), plain.predict_logits(x), **close)
+    last.save(tmp_path / "m")  # weights saved from channels_last load into a plain network
+    back = NetworkSegmenter.load(tmp_path / "m")
+    torch.testing.assert_close(back.predict_logits(x), last.predict_logits(x))
+
+
 # ---------------------------------------------------------------- schedule and budget
 def test_poly_lr_with_warmup():
     assert poly_lr(0.0, 0.01, 0.9, warmup=0.2) == 0.0

@@ -175,11 +175,16 @@ class UDAPipeline:
     def evaluate(self, result: UDAResult, refs: list[Case], runner: Runner) -> None:
         """Score every setting's predictions of the labelled cases ``refs`` into ``result.rows``.
 
-        Only organs every reference annotates are scored (partial real labels, e.g. CHAOS).
+        Each reference is scored on the organs its label map annotates (partial
+        real labels, e.g. CHAOS: liver, kidneys, spleen), so labels in several
+        maps (CHAOS T2 beside a TotalSegmentator MR) are each scored in full.
         """
-        labels = {c.case_id: c.label for c in refs}
-        organs = sorted(set.intersection(*(set(c.annotated) for c in refs)))
+        groups: dict[tuple[int, ...], dict] = {}  # annotated organs -> {case: label}
+        for c in refs:
+            groups.setdefault(tuple(sorted(c.annotated)), {})[c.case_id] = c.label
         for name, preds in result.predictions.items():
-            result.rows[name], _ = evaluate_cases(
-                preds, labels, executor=runner.executor, organs=organs
-            )
+            rows = []
+            for organs, labels in groups.items():
+                part, _ = evaluate_cases(preds, labels, executor=runner.executor, organs=organs)
+                rows += part
+            result.rows[name] = sorted(rows, key=lambda r: r.case)  # stable: organs stay in order

@@ -17,166 +17,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from flare_uda._atomic import write_json
 from flare_uda._device import resolve_device
 from flare_uda.segmentation import distributed  # torchrun (issue #18): hooks marked "torchrun"
 from flare_uda.segmentation.augment import build_transforms, initial_patch_size
-from flare_uda.segmentation.base import SegmentationPlan
 from flare_uda.segmentation.batches import batch_stream, default_workers
-from flare_uda.segmentation.checkpoint import (
-    FINAL,
-    LATEST,
-    data_fingerprint,
-    load_checkpoint,
-    load_initial_weights,
-    save_checkpoint,
-)
+from flare_uda.segmentation.checkpoint import FINAL, LATEST
 from flare_uda.segmentation.config import TrainConfig
-from flare_uda.segmentation.data import check_training_cases, fit_preprocessor, prepare_cases
-from flare_uda.segmentation.losses import deep_supervision_loss
+from flare_uda.segmentation.data import check_training_cases, prepare_cases
 from flare_uda.segmentation.network_segmenter import NetworkSegmenter
-from flare_uda.segmentation.networks import build_network, deep_supervision_weights
-from flare_uda.segmentation.organ_sampling import AdaptiveClassWeights
-from flare_uda.segmentation.precision import autocast, resolve_precision
-from flare_uda.segmentation.schedule import TrainingClock, build_optimizer, poly_lr
+from flare_uda.segmentation.networks import deep_supervision_weights
+from flare_uda.segmentation.training_run import TrainingRun
 from flare_uda.segmentation.validation import validation_dice
 from flare_uda.volume import Case
-
-GRAD_CLIP = 12.0  # nnU-Net's clip_grad_norm_
-
-
-def _as_float(outputs):
-    """Network outputs (a tensor or the deep-supervision list) in float32 for the loss."""
-    if isinstance(outputs, (list, tuple)):
-        return [o.float() for o in outputs]
-    return outputs.float()
-
-
-def _plan_for(cases: Sequence[Case], config: TrainConfig):
-    """The fitted preprocessor and the :class:`SegmentationPlan` of a run."""
-    modalities = sorted({c.modality for c in cases})
-    if config.normalization == "auto" and len(modalities) > 1:
-        raise ValueError(
-            f"normalization 'auto' needs one modality, got cases of {modalities}; set "
-            f"config.normalization explicitly"
-        )
-    pre = fit_preprocessor(cases, config.spacing, config.normalization, config.canonical)
-    scheme = pre.scheme_for(cases[0].modality)
-    plan = SegmentationPlan(
-        patch_size=config.patch_size,
-        spacing=config.spacing,
-        num_classes=config.num_classes,
-        in_channels=1,
-        normalization=scheme,
-        intensity_stats=dict(pre.stats_) if scheme == "ct" else {},
-        head=config.head,
-        canonical=config.canonical,
-    )
-    return pre, plan
-
-
-class _Run:
-    """The state of one training run: network, optimiser, clock, history, checkpoints."""
-
-    def __init__(self, cases, config: TrainConfig, work_dir, device, init_from, ranks=None) -> None:
-        self.config = config
-        self.ranks = ranks  # torchrun: this process's ranks, None without torchrun
-        self.device = device
-        self.work = Path(work_dir) if work_dir is not None else None
-        self.topology = config.network.topology(config.patch_size, config.spacing)
-        self.pre, self.plan = _plan_for(cases, config)
-        self.precision, self.precision_note = resolve_precision(config.precision, device)
-        self.fingerprint = data_fingerprint(cases)
-        torch.manual_seed(config.seed)
-        net = build_network(config.network, self.topology, 1, config.num_classes)
-        if init_from is not None:
-            load_initial_weights(net, init_from)
-        if config.channels_last:
-            net = net.to(memory_format=torch.channels_last_3d)
-        self.network = net.to(device)
-        self.model = distributed.wrap(self.network, ranks, device)  # torchrun: DDP, else network
-        self.segmenter = NetworkSegmenter.from_network(
-            self.network, self.plan, config.network, self.topology
-        )
-        self.optimizer = build_optimizer(self.network.parameters(), config)
-        self.class_weights = (
-            AdaptiveClassWeights(config.num_classes)
-            if config.class_sampling == "adaptive"
-            else None
-        )
-        self.history: dict = {
-            "loss": [],
-            "val": [],
-            "seconds": {"batch": 0.0, "step": 0.0},
-            "precision": self.precision_note,
-        }
-        self.start, elapsed = 0, 0.0
-        state = self._resume_state()
-        if state is not None:
-            self.network.load_state_dict(state["network"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.history, self.start = state["history"], int(state["iteration"])
-            elapsed = float(state.get("elapsed", 0.0))
-            if self.class_weights is not None and "class_weights" in state:
-                self.class_weights.load_state_dict(state["class_weights"])
-        budget = config.time_budget_minutes
-        self.clock = TrainingClock(
-            config.iterations, None if budget is None else budget * 60, elapsed
-        )
-        self.clock = distributed.clock(self.clock, ranks)  # torchrun: rank 0's elapsed time
-
-    def _resume_state(self) -> dict | None:
-        if self.work is None:
-            return None
-        return load_checkpoint(self.work, self.config.to_dict(), self.fingerprint)
-
-    def checkpoint(self, name: str, iteration: int) -> None:
-        if self.work is None or not distributed.is_main(self.ranks):  # torchrun: rank 0 writes
-            return
-        state = {
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "iteration": iteration,
-            "elapsed": self.clock.elapsed,
-            "config": self.config.to_dict(),
-            "plan": self.plan.to_dict(),
-            "history": self.history,
-            "data_fingerprint": self.fingerprint,
-        }
-        if self.class_weights is not None:
-            state["class_weights"] = self.class_weights.state_dict()
-        save_checkpoint(self.work / name, state)
-        write_json(self.work / "history.json", self.history)
-
-    def step(self, it: int, x, y, mask, loss_weights) -> float:
-        """One optimiser step on a batch; returns the loss."""
-        cfg = self.config
-        for group in self.optimizer.param_groups:
-            group["lr"] = poly_lr(
-                self.clock.progress(it), cfg.learning_rate, cfg.poly_exponent, cfg.warmup
-            )
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.precision, self.device):
-            outputs = self.model(x)
-        outputs = _as_float(outputs)
-        loss = deep_supervision_loss(outputs, y, mask, loss_weights, cfg.head)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at iteration {it}")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.network.parameters(), GRAD_CLIP)
-        self.optimizer.step()
-        if self.class_weights is not None:
-            full = outputs[0] if isinstance(outputs, list) else outputs
-            self.class_weights.update(full.detach(), y)
-        return float(loss.detach())
 
 
 def train_segmenter(
@@ -233,7 +90,7 @@ def train_segmenter(
     dev = resolve_device(device)
     ranks, dev = distributed.start(dev, config.batch_size)  # torchrun: join, this rank's device
     progress = progress and distributed.is_main(ranks)
-    run = _Run(cases, config, work_dir, dev, init_from, ranks)
+    run = TrainingRun(cases, config, work_dir, dev, init_from, ranks)
     train = prepare_cases(cases, run.pre, config.seed, progress)
     val = prepare_cases(val_cases, run.pre, config.seed, progress) if val_cases else []
     workers = default_workers(dev) if num_workers is None else num_workers
@@ -261,7 +118,7 @@ def train_segmenter(
     return run.segmenter
 
 
-def _loop(run: _Run, stream, val, loss_weights, progress: bool) -> int:
+def _loop(run: TrainingRun, stream, val, loss_weights, progress: bool) -> int:
     """The training loop; returns the number of steps done when it stops."""
     config, history, clock, dev = run.config, run.history, run.clock, run.device
     run.network.train()

@@ -251,6 +251,15 @@ def test_cpu_presets_train_on_a_wall_clock_budget(name, minutes):
     assert config.warm_start == (name == "quick")
 
 
+def test_cpu_presets_gate_mdm_and_paper_does_not():
+    """The gate is a deviation of the CPU presets; ``paper`` keeps the paper's MDM."""
+    for name in ("quick", "cpu"):
+        mdm = get_preset(name).mdm
+        assert (mdm.gate_organs, mdm.gate_dice) == ((1, 2, 3, 13), 0.5)
+        assert get_preset(name).segmentation.train_config().channels_last
+    assert get_preset("paper").mdm.gate_dice is None
+
+
 def test_training_length_in_words():
     from flare_uda.pipeline.stages import training_length
     from flare_uda.segmentation import get_preset as seg_preset

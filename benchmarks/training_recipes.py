@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from flare_uda.segmentation import NetworkConfig, get_preset
 
-SLICE_NET = NetworkConfig(base_features=8, max_downsamplings=5, max_features=128, spatial_dims=2)
+
+def slice_net(base_features: int) -> NetworkConfig:
+    """The ``quick2d`` slice-wise topology with ``base_features`` channels (cap 16x)."""
+    return NetworkConfig(base_features=base_features, max_downsamplings=5,
+                         max_features=16 * base_features, spatial_dims=2)  # fmt: skip
+
+
+SLICE_NET = slice_net(8)
 
 # name -> (segmentation preset, overrides). The 3D recipes start from ``quick``.
 RECIPES: dict[str, tuple[str, dict]] = {
@@ -43,12 +50,9 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "quick2d_cl": ("quick2d", {"channels_last": True}),
     "quick2d_contiguous": ("quick2d", {"channels_last": False}),
     # wider slice-wise nets (more compute per step, maybe more learning per step).
-    "quick2d_w12": ("quick2d", {"network": NetworkConfig(
-        base_features=12, max_downsamplings=5, max_features=192, spatial_dims=2)}),
-    "quick2d_w16": ("quick2d", {"network": NetworkConfig(
-        base_features=16, max_downsamplings=5, max_features=256, spatial_dims=2)}),
-    "quick2d_w16_cl": ("quick2d", {"channels_last": True, "network": NetworkConfig(
-        base_features=16, max_downsamplings=5, max_features=256, spatial_dims=2)}),
+    "quick2d_w12": ("quick2d", {"network": slice_net(12)}),
+    "quick2d_w16": ("quick2d", {"network": slice_net(16)}),
+    "quick2d_w16_cl": ("quick2d", {"channels_last": True, "network": slice_net(16)}),
 }  # fmt: skip
 
 

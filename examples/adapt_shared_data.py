@@ -14,7 +14,8 @@ T2) and runs one command, printed first:
         --config INPUTS/settings.yaml --preset PRESET --out OUT
 
 Scored on the CHAOS T2 labels (liver, kidneys, spleen; the report's T2 column)
-and on the TotalSegmentator MR's 12 organs (a model's prediction, T1 column).
+and on the TotalSegmentator MR's 13 (a model's prediction, T1 column; its
+esophagus is absent, empty against empty scores 100 by the FLARE convention).
 Skips cleanly when the data folder is absent.
 
 Run:

@@ -107,10 +107,12 @@ def command(
                    f"{result.subdomains['worse']} worse")  # fmt: skip
     sequence = {c.case_id: str(c.sequence) for c in prepared.scored}
     for setting, rows in result.scores.items():
-        dsc = [r.dsc for r in rows if r.dsc == r.dsc]
-        by_seq = {s: [r.dsc for r in rows if r.dsc == r.dsc and sequence.get(r.case) == s]
-                  for s in sorted(set(sequence.values()))}  # fmt: skip
-        split = ", ".join(f"{s} {100 * sum(v) / len(v):.1f}" for s, v in by_seq.items() if v)
+        by_seq: dict[str, list[float]] = {}
+        for r in rows:
+            if r.dsc == r.dsc:  # not NaN
+                by_seq.setdefault(sequence.get(r.case, ""), []).append(r.dsc)
+        dsc = [d for v in by_seq.values() for d in v]
+        split = ", ".join(f"{s} {100 * sum(v) / len(v):.1f}" for s, v in sorted(by_seq.items()))
         split = f" ({split})" if len(by_seq) > 1 else ""
         click.echo(f"  {setting:14s} mean DSC {100 * sum(dsc) / max(len(dsc), 1):5.1f}{split}")
     for setting, why in result.notes.get("skipped", {}).items():

@@ -221,18 +221,24 @@ def _check_graph(prepared: Prepared) -> None:
         stage.check()
 
 
+FolderLike = str | os.PathLike | FolderArg
+"""A folder argument: a path, ``"DIR:MAP"`` or a parsed :class:`FolderArg`."""
+
+
+def _folder_args(value: FolderLike | Sequence[FolderLike]) -> list[FolderArg]:
+    """One folder argument or several, parsed."""
+    values = [value] if isinstance(value, (str, os.PathLike, FolderArg)) else list(value)
+    return [parse_folder_arg(v) for v in values]
+
+
 def prepare(
-    source: str | os.PathLike | FolderArg | Sequence[str | os.PathLike | FolderArg],
+    source: FolderLike | Sequence[FolderLike],
     target: str | os.PathLike,
     config: Any = None,
     out: str | os.PathLike = "runs/adapt",
     *,
     sequences: str | os.PathLike | Mapping[str, str] | None = None,
-    target_labels: str
-    | os.PathLike
-    | FolderArg
-    | Sequence[str | os.PathLike | FolderArg]
-    | None = None,
+    target_labels: FolderLike | Sequence[FolderLike] | None = None,
     preset: str = "quick",
     method: str = METHOD,
     subdomains: SubDomainOptions | None = None,
@@ -252,13 +258,9 @@ def prepare(
     PermissionError
         ``out`` cannot be written.
     """
-    sources = [source] if isinstance(source, (str, os.PathLike, FolderArg)) else list(source)
-    folders = {"--source": [parse_folder_arg(s) for s in sources]}
-    folders["--target"] = [parse_folder_arg(target)]
-    if isinstance(target_labels, (str, os.PathLike, FolderArg)):
-        target_labels = [target_labels]
+    folders = {"--source": _folder_args(source), "--target": [parse_folder_arg(target)]}
     if target_labels:  # one folder a label map (e.g. CHAOS T2 and a TotalSegmentator MR)
-        folders["--target-labels"] = [parse_folder_arg(t) for t in target_labels]
+        folders["--target-labels"] = _folder_args(target_labels)
     for option, args in folders.items():
         for arg in args:
             if not arg.path.is_dir():

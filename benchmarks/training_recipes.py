@@ -53,6 +53,11 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "quick2d_w12": ("quick2d", {"network": slice_net(12)}),
     "quick2d_w16": ("quick2d", {"network": slice_net(16)}),
     "quick2d_w16_cl": ("quick2d", {"channels_last": True, "network": slice_net(16)}),
+    # learning per step at 2 minutes (2026-12-01, after the loss fix): a higher
+    # peak learning rate, and half the batch (twice the steps).
+    "quick2d_lr04": ("quick2d", {"learning_rate": 0.04}),
+    "quick2d_b4": ("quick2d", {"batch_size": 4}),
+    "quick2d_b4_lr04": ("quick2d", {"batch_size": 4, "learning_rate": 0.04}),
 }  # fmt: skip
 
 

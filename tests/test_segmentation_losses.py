@@ -109,3 +109,43 @@ def test_loss_error_paths(batch):
         deep_supervision_loss([logits, logits], target, ann, [1.0])
     with pytest.raises(ValueError, match="head must be one of"):
         deep_supervision_loss(logits, target, ann, None, head="argmax")
+
+
+def _one_hot_reference(logits, target, annotated):
+    """The marginal loss written with a one-hot and full-size products (the textbook form)."""
+    t = target[:, 0]
+    valid = (t >= 0).float()
+    t0 = t.clamp_min(0)
+    logp = F.log_softmax(logits, 1)
+    merged = ~annotated.clone()
+    merged[:, 0] = True
+    p = logp.exp()
+    p_bg = (p * merged[..., None, None, None]).sum(1)
+    nll = -torch.where(t0 == 0, torch.log(p_bg), logp.gather(1, t0[:, None])[:, 0])
+    ce = (nll * valid).sum() / valid.sum()
+    onehot = F.one_hot(t0, logits.shape[1]).permute(0, 4, 1, 2, 3).float() * valid[:, None]
+    organs = annotated.clone()
+    organs[:, 0] = False
+    m = organs[..., None, None, None].float()
+    tp = (p * onehot * m).sum((0, 2, 3, 4))
+    fp_fn = ((p * valid[:, None] + onehot) * m).sum((0, 2, 3, 4))
+    dc = (2 * tp + 1e-5) / (fp_fn + 1e-5)
+    return ce - dc[organs.any(0)].mean()
+
+
+@pytest.mark.parametrize("case", ["full", "partial", "ignored_voxels"])
+def test_gathered_sums_match_the_one_hot_formula_and_its_gradient(case):
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 5, 2, 6, 7, generator=g, dtype=torch.float64)
+    target = torch.randint(0, 5, (3, 1, 2, 6, 7), generator=g)
+    organs = [(1, 2, 3, 4)] * 3 if case != "partial" else [(1, 2, 3, 4), (2, 4), (1,)]
+    if case == "ignored_voxels":
+        target[0, 0, 0, :3] = -1
+    ann = annotated_mask(organs, 5)
+    a = logits.clone().requires_grad_(True)
+    b = logits.clone().requires_grad_(True)
+    ours, ref = marginal_dc_ce_loss(a, target, ann), _one_hot_reference(b, target, ann)
+    torch.testing.assert_close(ours.double(), ref)
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(a.grad, b.grad)

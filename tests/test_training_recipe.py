@@ -13,7 +13,7 @@ from flare_uda.segmentation import precision as precision_mod
 from flare_uda.segmentation.networks import build_network, plan_topology_2d
 from flare_uda.segmentation.organ_sampling import AdaptiveClassWeights
 from flare_uda.segmentation.sampling import choose_center
-from flare_uda.segmentation.schedule import TrainingClock, poly_lr
+from flare_uda.segmentation.schedule import TrainingClock, build_optimizer, poly_lr
 
 SLICES = NetworkConfig(base_features=4, max_downsamplings=2, max_features=16, spatial_dims=2)
 
@@ -95,6 +95,25 @@ def test_poly_lr_with_warmup():
     assert poly_lr(0.1, 0.01, 0.9, warmup=0.2) == pytest.approx(0.005)
     assert poly_lr(0.5, 0.01, 0.9) == pytest.approx(0.01 * 0.5**0.9)
     assert poly_lr(2.0, 0.01, 0.9) == 0.0
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_optimisers_update_all_parameters_at_once(name):
+    # foreach on CPU too (torch's default picks it on CUDA only); a step must
+    # give the same parameters as the per-tensor loop
+    cfg = tiny(optimizer=name, learning_rate=0.1)
+    nets = [torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    fused = build_optimizer(nets[0].parameters(), cfg)
+    assert fused.param_groups[0]["foreach"] is True
+    defaults = {k: v for k, v in fused.defaults.items() if k != "decoupled_weight_decay"}
+    loop = type(fused)(nets[1].parameters(), **{**defaults, "foreach": False})
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    for net, opt in zip(nets, (fused, loop), strict=True):
+        net(x).square().sum().backward()
+        opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_clock_progress_by_steps_or_budget():

@@ -77,22 +77,21 @@ def _class_sums(
 
     ``tp[b, c]`` is the sum of ``probs[b, c]`` over voxels labelled ``c``: the
     probability of each voxel's own class, gathered and scatter-added by class
-    (a 14-channel one-hot and three full-size products cost ~40 % of a CPU
+    (a 14-channel one-hot and three full-size products cost ~37 % of a CPU
     step of the slice-wise net). Identical to the one-hot formula.
     """
     b, k = probs.shape[:2]
     flat_t = t0.reshape(b, -1)
     p_own = probs.reshape(b, k, -1).gather(1, flat_t[:, None])[:, 0]
     if valid is None:
-        sum_pred = probs.sum((2, 3, 4))
         counts = torch.ones_like(p_own)
+        sum_pred = probs.sum((2, 3, 4))
     else:
-        v = valid.reshape(b, -1).to(probs.dtype)
-        p_own = p_own * v
-        sum_pred = (probs * valid[:, None].to(probs.dtype)).sum((2, 3, 4))
-        counts = v
+        counts = valid.reshape(b, -1).to(probs.dtype)
+        p_own = p_own * counts
+        sum_pred = (probs * valid[:, None]).sum((2, 3, 4))
     tp = probs.new_zeros(b, k).scatter_add(1, flat_t, p_own)
-    sum_gt = probs.new_zeros(b, k).scatter_add(1, flat_t, counts.detach())
+    sum_gt = probs.new_zeros(b, k).scatter_add(1, flat_t, counts)
     return tp, sum_pred, sum_gt
 
 

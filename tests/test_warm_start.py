@@ -65,3 +65,14 @@ def test_tiny_demo_with_warm_starts_runs_every_setting(tmp_path):
     report = (out / "report.md").read_text()
     assert "did not run" not in report
     assert "| ASIT + MDM + PLF |" in report or "asit_mdm_plf" in report
+    assert "Warm starts: each network after ASIT's starts from the previous one's" in report
+
+
+def test_the_oracle_starts_from_asit_only_with_warm_starts():
+    """Warm-started, the oracle differs from ASIT + MDM only in its labels."""
+    inputs = Inputs(*(Cases(name, [1]) for name in ("ct", "mr", "mr_labelled", "test")))
+    oracle = SETTINGS.get("oracle")
+    cold = oracle(get_preset("tiny"), inputs).upstream[0]
+    assert [u.name for u in cold.upstream] == ["mr_labelled"]
+    warm = oracle(UDAConfig.from_dict({"warm_start": True}, base=get_preset("tiny")), inputs)
+    assert [u.name for u in warm.upstream[0].upstream] == ["mr_labelled", "train_asit"]

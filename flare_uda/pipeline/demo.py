@@ -90,6 +90,11 @@ def run_demo(
         f"(unlabelled), {len(test)} held-out MR test cases. Wall time of this invocation "
         f"(cached stages are not rerun): {minutes:.1f} min on {device_name(pipeline.device)}."
     )
+    if config.warm_start:
+        header += (
+            " Warm starts: each network after ASIT's starts from the previous one's "
+            "weights, the oracle's from ASIT's (it differs from ASIT + MDM only in its labels)."
+        )
     for name, why in result.notes.get("skipped", {}).items():
         header += f"\n\n**Setting `{name}` did not run:** {why}."
     report = write_report(

@@ -20,7 +20,8 @@ paper's (``ablation: [asit, my_setting]`` in the YAML)::
 ``asit_mdm``      ``asit`` pseudo-labels on the unlabelled MR, worse-sequence labels
                   replaced by MDM; retrained on real MR
 ``asit_mdm_plf``  self-training rounds from the MDM labels, filter, ensemble, final net
-``oracle``        trained on the adaptation MR with their true labels (upper bound)
+``oracle``        trained on the adaptation MR with their true labels (upper bound; with
+                  ``warm_start``, from ASIT's model, as ``asit_mdm``)
 
 Beyond the paper (issue 14):
 
@@ -206,5 +207,14 @@ def asit_mdm_atlas_plf(config: Any, inputs: Inputs) -> Stage:
 def oracle(config: Any, inputs: Inputs) -> Stage:
     if not inputs.mr_labelled.cases:
         raise ValueError("the oracle setting needs labelled MR cases, got none")
-    model = Train("train_oracle", config.segmentation, inputs.mr_labelled)
+    # With warm_start the oracle starts from ASIT's weights, like ASIT + MDM, so the two
+    # differ only in their labels (true vs pseudo) and not in how long their line of
+    # networks has trained; from scratch it would be the one network with a single
+    # budget against the chain's several.
+    init = (
+        translated_model(config, inputs, config.translation, "asit")[1]
+        if config.warm_start
+        else None
+    )
+    model = Train("train_oracle", config.segmentation, inputs.mr_labelled, init=init)
     return Predict("oracle", model, inputs.test, config.inference)

@@ -58,6 +58,9 @@ RECIPES: dict[str, tuple[str, dict]] = {
     "quick2d_lr04": ("quick2d", {"learning_rate": 0.04}),
     "quick2d_b4": ("quick2d", {"batch_size": 4}),
     "quick2d_b4_lr04": ("quick2d", {"batch_size": 4, "learning_rate": 0.04}),
+    # z-context (2.5D): each slice with 1 or 2 slices on either side as input channels.
+    "quick2d_n1": ("quick2d", {"neighbour_slices": 1}),
+    "quick2d_n2": ("quick2d", {"neighbour_slices": 2}),
 }  # fmt: skip
 
 

@@ -106,5 +106,5 @@ def test_registry_and_config_errors():
         CoarseToFineConfig(margin_mm=-1.0)
     with pytest.raises(ValueError, match="roi_source must be one of"):
         CoarseToFineConfig(roi_source="organ")
-    with pytest.raises(ValueError, match="expected a segmenter with 1 input channel"):
+    with pytest.raises(ValueError, match="expected a segmenter with 1 image channel"):
         CoarseToFineInferer()(blob_volume(), ModuleSegmenter(plan(in_channels=2), threshold_net()))

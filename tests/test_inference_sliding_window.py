@@ -167,7 +167,7 @@ def test_registry_and_errors():
     with pytest.raises(KeyError, match="Did you mean 'sliding_window'"):
         INFERERS.get("sliding_windw")
     vol = blob_volume()
-    with pytest.raises(ValueError, match="expected a segmenter with 1 input channel"):
+    with pytest.raises(ValueError, match="expected a segmenter with 1 image channel"):
         SlidingWindowInferer()(vol, ModuleSegmenter(plan(in_channels=2), threshold_net()))
     with pytest.raises(ValueError, match="expected network output"):
         SlidingWindowInferer()(vol, ModuleSegmenter(plan(k=4), threshold_net()))

@@ -37,7 +37,8 @@ class SegmentationPlan:
     num_classes : int
         Output channels including background (14 for FLARE).
     in_channels : int
-        Input channels (1 for a single image).
+        Network input channels: ``image_channels * (2 * neighbour_slices + 1)``
+        (1 for a single image).
     normalization : {"ct", "zscore", "none"}
         ``"ct"``: clip to ``intensity_stats`` percentiles then z-score with its
         mean/std (nnU-Net CTNormalization); ``"zscore"``: per-image z-score.
@@ -53,6 +54,10 @@ class SegmentationPlan:
         (:mod:`flare_uda.data.orientation`), so inference permutes and flips each
         input alike (labels return to the input grid). False for plans saved before
         it existed and for nnU-Net models.
+    neighbour_slices : int
+        ``k``: each slice is seen with the ``k`` slices on either side as extra
+        channels (:mod:`flare_uda.inference.neighbour_slices`, a 2.5D input),
+        stacked at the network grid before the windows. 0: the image as it is.
     """
 
     patch_size: tuple[int, int, int]
@@ -64,6 +69,7 @@ class SegmentationPlan:
     head: str = "softmax"
     threshold: float = 0.5
     canonical: bool = False
+    neighbour_slices: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.canonical, bool):
@@ -77,6 +83,14 @@ class SegmentationPlan:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if self.in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
+        k = self.neighbour_slices
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"neighbour_slices must be an int >= 0, got {k!r}")
+        if self.in_channels % (2 * k + 1):
+            raise ValueError(
+                f"in_channels must be a multiple of 2 * neighbour_slices + 1 = {2 * k + 1} "
+                f"(each image channel with its neighbours), got {self.in_channels}"
+            )
         require_choice(self.head, HEADS, "head")
         require_choice(self.normalization, NORMALIZATIONS, "normalization")
         if not 0.0 < self.threshold < 1.0:
@@ -100,7 +114,13 @@ class SegmentationPlan:
             "head": self.head,
             "threshold": self.threshold,
             "canonical": self.canonical,
+            "neighbour_slices": self.neighbour_slices,
         }
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the image before its neighbour slices are stacked."""
+        return self.in_channels // (2 * self.neighbour_slices + 1)
 
     @classmethod
     def from_dict(cls, d: dict) -> SegmentationPlan:

@@ -25,6 +25,7 @@ from flare_uda._validation import require_choice
 from flare_uda.inference.base import INFERERS, Inferer
 from flare_uda.inference.boxes import otsu_body_mask
 from flare_uda.inference.heads import logits_to_labels
+from flare_uda.inference.neighbour_slices import stack_neighbour_slices
 from flare_uda.inference.network_grid import RESAMPLINGS, to_network_grid
 from flare_uda.inference.segmenter import Segmenter
 from flare_uda.inference.windows import (
@@ -215,6 +216,7 @@ def run_network_grid(
         image = torch.from_numpy(np.ascontiguousarray(prepared, dtype=np.float32))[None]
         image = image.to(segmenter.device)
     mask = otsu_body_mask(image[0]) if config.skip_empty else None
+    image = stack_neighbour_slices(image, plan.neighbour_slices)
     sigmoid = plan.head == "sigmoid" and plan.threshold != 0.5
     res = sliding_window_logits(
         image,
@@ -231,11 +233,13 @@ def run_network_grid(
 
 
 def check_single_channel(segmenter: Segmenter) -> None:
-    """Raise ``ValueError`` unless the segmenter takes one image channel (a Volume has one)."""
-    if segmenter.plan.in_channels != 1:
+    """Raise ``ValueError`` unless the segmenter takes one image channel (a Volume has one;
+    its neighbour slices, when the plan stacks them, are added on the network grid)."""
+    plan = segmenter.plan
+    if plan.image_channels != 1:
         raise ValueError(
-            f"expected a segmenter with 1 input channel for a single-image Volume, "
-            f"got in_channels={segmenter.plan.in_channels}"
+            f"expected a segmenter with 1 image channel for a single-image Volume, "
+            f"got in_channels={plan.in_channels} with neighbour_slices={plan.neighbour_slices}"
         )
 
 

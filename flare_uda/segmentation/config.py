@@ -89,6 +89,10 @@ class TrainConfig:
         classes present (nnU-Net) or ``"adaptive"``, weighted towards the
         classes with low running Dice on the training batches
         (:mod:`~flare_uda.segmentation.organ_sampling`).
+    neighbour_slices : int
+        ``k`` > 0: a slice-wise network (``network.spatial_dims=2``) sees each slice
+        with the ``k`` slices on either side as extra input channels (2.5D; stacked
+        at the training grid, and alike at inference through the plan). 0: one slice.
     """
 
     network: NetworkConfig = field(default_factory=lambda: NETWORKS["small"])
@@ -115,10 +119,20 @@ class TrainConfig:
     channels_last: bool = False
     class_sampling: str = "uniform"
     canonical: bool = True
+    neighbour_slices: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.canonical, bool):
             raise TypeError(f"canonical must be a bool, got {self.canonical!r}")
+        k = self.neighbour_slices
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f"neighbour_slices must be an int >= 0, got {k!r}")
+        if k and self.network.spatial_dims != 2:
+            raise ValueError(
+                f"neighbour_slices gives a slice-wise network (network.spatial_dims=2) the "
+                f"slices around each one; a 3D network already sees them through its kernels, "
+                f"got neighbour_slices={k} with spatial_dims={self.network.spatial_dims}"
+            )
         require_choice(self.optimizer, OPTIMIZERS, "optimizer")
         require_choice(self.precision, PRECISIONS, "precision")
         require_choice(self.class_sampling, CLASS_SAMPLINGS, "class_sampling")
@@ -171,6 +185,10 @@ class TrainConfig:
         d = asdict(self)
         d["patch_size"] = list(self.patch_size)
         d["spacing"] = list(self.spacing)
+        if not self.neighbour_slices:
+            # left out at its default so that configs written before the option existed,
+            # and the pipeline's cache keys made from them, stay equal
+            del d["neighbour_slices"]
         return d
 
     @classmethod

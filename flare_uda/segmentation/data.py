@@ -77,9 +77,17 @@ def fit_preprocessor(
 
 
 def prepare_cases(
-    cases: Sequence[Case], preprocessor, seed: int = 0, progress: bool = True
+    cases: Sequence[Case],
+    preprocessor,
+    seed: int = 0,
+    progress: bool = True,
+    neighbour_slices: int = 0,
 ) -> list[PreparedCase]:
-    """Preprocess each case once (normalise, resample image and label)."""
+    """Preprocess each case once (normalise, resample image and label); with
+    ``neighbour_slices`` = k, each image ``"1 z y x"`` becomes ``"(2k+1) z y x"``
+    (:func:`~flare_uda.inference.neighbour_slices.stack_neighbour_slices`)."""
+    from flare_uda.inference.neighbour_slices import stack_neighbour_slices
+
     rng = np.random.default_rng(seed)
     out = []
     for case in tqdm(cases, desc="preprocessing", disable=not progress):
@@ -88,7 +96,9 @@ def prepare_cases(
         out.append(
             PreparedCase(
                 case_id=case.case_id,
-                image=pre.image.array.astype(np.float32)[None],
+                image=stack_neighbour_slices(
+                    pre.image.array.astype(np.float32)[None], neighbour_slices
+                ),
                 label=label,
                 annotated=case.annotated,
                 locations=class_locations(label, rng),

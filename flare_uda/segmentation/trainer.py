@@ -91,8 +91,9 @@ def train_segmenter(
     ranks, dev = distributed.start(dev, config.batch_size)  # torchrun: join, this rank's device
     progress = progress and distributed.is_main(ranks)
     run = TrainingRun(cases, config, work_dir, dev, init_from, ranks)
-    train = prepare_cases(cases, run.pre, config.seed, progress)
-    val = prepare_cases(val_cases, run.pre, config.seed, progress) if val_cases else []
+    k = config.neighbour_slices
+    train = prepare_cases(cases, run.pre, config.seed, progress, k)
+    val = prepare_cases(val_cases, run.pre, config.seed, progress, k) if val_cases else []
     workers = default_workers(dev) if num_workers is None else num_workers
     n_out = run.topology.n_stages - 1 if config.network.deep_supervision else 1
     loss_weights = deep_supervision_weights(n_out).tolist() if n_out > 1 else None

@@ -56,11 +56,12 @@ def _plan_for(cases: Sequence[Case], config: TrainConfig):
         patch_size=config.patch_size,
         spacing=config.spacing,
         num_classes=config.num_classes,
-        in_channels=1,
+        in_channels=2 * config.neighbour_slices + 1,  # one image with its neighbour slices
         normalization=scheme,
         intensity_stats=dict(pre.stats_) if scheme == "ct" else {},
         head=config.head,
         canonical=config.canonical,
+        neighbour_slices=config.neighbour_slices,
     )
     return pre, plan
 
@@ -78,7 +79,9 @@ class TrainingRun:
         self.precision, self.precision_note = resolve_precision(config.precision, device)
         self.fingerprint = data_fingerprint(cases)
         torch.manual_seed(config.seed)
-        net = build_network(config.network, self.topology, 1, config.num_classes)
+        net = build_network(
+            config.network, self.topology, self.plan.in_channels, config.num_classes
+        )
         if init_from is not None:
             load_initial_weights(net, init_from)
         if config.channels_last:

@@ -24,7 +24,9 @@ def validation_dice(segmenter: NetworkSegmenter, cases: Sequence[PreparedCase]) 
     cfg = SlidingWindowConfig(step=0.5, skip_empty=False, progress=False)
     scores: dict[int, list[float]] = {}
     for case in cases:
-        pred, _, _ = run_network_grid(case.image[0], segmenter, cfg)
+        # the image's own slice: channel k of its 2k + 1 stacked neighbours (0 without)
+        own = case.image[segmenter.plan.neighbour_slices]
+        pred, _, _ = run_network_grid(own, segmenter, cfg)
         for organ in case.annotated:
             if organ < segmenter.plan.num_classes:
                 scores.setdefault(organ, []).append(dice(pred == organ, case.label == organ))

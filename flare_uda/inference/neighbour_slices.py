@@ -21,6 +21,14 @@ import numpy as np
 import torch
 
 
+def require_neighbour_slices(k: object, what: str = "neighbour_slices") -> int:
+    """Return ``k`` if it is an int >= 0 (``bool`` is not), else raise ``ValueError``
+    naming ``what``; the one check of the stacking, the plan and the training config."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"{what} must be an int >= 0, got {k!r}")
+    return k
+
+
 def stack_neighbour_slices(image: np.ndarray | torch.Tensor, k: int) -> np.ndarray | torch.Tensor:
     """Each channel's slices ``z - k .. z + k`` as ``2k + 1`` channels at slice ``z``.
 
@@ -37,8 +45,7 @@ def stack_neighbour_slices(image: np.ndarray | torch.Tensor, k: int) -> np.ndarr
         ``i`` shifted by ``j - k`` slices (``j = k``: the slice itself), the first and
         last slice repeated beyond the volume.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"k (neighbour slices) must be an int >= 0, got {k!r}")
+    require_neighbour_slices(k, "k (neighbour slices)")
     if image.ndim != 4:
         raise ValueError(f"expected an image 'c z y x' (4D), got shape {tuple(image.shape)}")
     if k == 0:

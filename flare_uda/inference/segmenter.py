@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from flare_uda._validation import as_triplet, require_choice
+from flare_uda.inference.neighbour_slices import require_neighbour_slices
 from flare_uda.plugin import Plugin
 from flare_uda.registry import Registry
 
@@ -83,9 +84,7 @@ class SegmentationPlan:
             raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
         if self.in_channels < 1:
             raise ValueError(f"in_channels must be >= 1, got {self.in_channels}")
-        k = self.neighbour_slices
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ValueError(f"neighbour_slices must be an int >= 0, got {k!r}")
+        k = require_neighbour_slices(self.neighbour_slices)
         if self.in_channels % (2 * k + 1):
             raise ValueError(
                 f"in_channels must be a multiple of 2 * neighbour_slices + 1 = {2 * k + 1} "

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from flare_uda._validation import as_triplet, require_choice
+from flare_uda.inference.neighbour_slices import require_neighbour_slices
 from flare_uda.registry import unknown_name_error
 from flare_uda.segmentation.augment import AugmentConfig
 from flare_uda.segmentation.base import HEADS
@@ -124,9 +125,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.canonical, bool):
             raise TypeError(f"canonical must be a bool, got {self.canonical!r}")
-        k = self.neighbour_slices
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ValueError(f"neighbour_slices must be an int >= 0, got {k!r}")
+        k = require_neighbour_slices(self.neighbour_slices)
         if k and self.network.spatial_dims != 2:
             raise ValueError(
                 f"neighbour_slices gives a slice-wise network (network.spatial_dims=2) the "

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from flare_uda.inference.neighbour_slices import stack_neighbour_slices
 from flare_uda.segmentation.sampling import (
     choose_center,
     class_locations,
@@ -86,8 +87,6 @@ def prepare_cases(
     """Preprocess each case once (normalise, resample image and label); with
     ``neighbour_slices`` = k, each image ``"1 z y x"`` becomes ``"(2k+1) z y x"``
     (:func:`~flare_uda.inference.neighbour_slices.stack_neighbour_slices`)."""
-    from flare_uda.inference.neighbour_slices import stack_neighbour_slices
-
     rng = np.random.default_rng(seed)
     out = []
     for case in tqdm(cases, desc="preprocessing", disable=not progress):

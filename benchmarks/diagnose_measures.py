@@ -128,6 +128,7 @@ def edge_statistics(
     organs: tuple[int, ...],
     mode: str = "3d",
     window: tuple[float, float] | None = None,
+    scale: str = "percentile",
 ) -> dict[str, float]:
     """Medians of the anatomy-space map (:func:`to_anatomy_space`) by region.
 
@@ -141,6 +142,8 @@ def edge_statistics(
         Sobel mode (ASIT's default is "3d").
     window : (float, float), optional
         Intensity window before the Sobel map (ASIT's CT window), ``None``: none.
+    scale : {"percentile", "rank"}
+        How the map is brought to [0, 1] (ASIT's ``edge_scale``).
 
     Returns
     -------
@@ -154,7 +157,7 @@ def edge_statistics(
         medians on the organ's boundary and interior (:func:`organ_regions`).
     """
     image.require_same_geometry(label, "image and label")
-    edges = to_anatomy_space(image, mode, window=window).array
+    edges = to_anatomy_space(image, mode, window=window, scale=scale).array
     lab = np.asarray(label.array)
     body = body_mask(foreground_mask(image.array))
     outline = body & ~_erode(body, 1, 0)

@@ -106,9 +106,13 @@ def cyclegan(config: Any, inputs: Inputs) -> Stage:
 @SETTINGS.register("anatomy")
 def anatomy(config: Any, inputs: Inputs) -> Stage:
     """Anatomy space alone (Sobel maps of CT for training and of MR for testing, no GAN),
-    with the translation section's ``sobel_mode`` when it has one: ASIT without its GAN."""
-    mode = getattr(config.translation.options, "sobel_mode", None)
-    options = {} if mode is None else {"sobel_mode": mode}
+    with the translation section's ``sobel_mode`` and ``edge_scale`` when it has them: ASIT
+    without its GAN."""
+    options = {
+        name: getattr(config.translation.options, name)
+        for name in ("sobel_mode", "edge_scale")
+        if hasattr(config.translation.options, name)
+    }
     return baseline(config, inputs, spec("translator", "anatomy", **options), "anatomy")
 
 

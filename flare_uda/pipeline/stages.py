@@ -121,7 +121,13 @@ class Translate(Stage):
         self.upstream = (source, target)
 
     def config(self) -> Any:
-        return {"translator": self.spec.to_dict()}
+        spec = self.spec.to_dict()
+        # Options added after run folders existed, left out at their default so those
+        # folders keep their cache keys (the translator they hold is the same).
+        options = spec["options"]
+        if isinstance(options, dict) and options.get("edge_scale") == "percentile":
+            spec = {**spec, "options": {k: v for k, v in options.items() if k != "edge_scale"}}
+        return {"translator": spec}
 
     def describe(self) -> str:
         return f"fit the {self.spec.name} translator, CT -> fake MR"

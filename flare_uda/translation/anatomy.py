@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from flare_uda._validation import require_choice
-from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW, MODES, check_window, to_anatomy_space
+from flare_uda.data.anatomy import (
+    CT_SOFT_TISSUE_WINDOW,
+    EDGE_SCALES,
+    MODES,
+    check_window,
+    to_anatomy_space,
+)
 from flare_uda.translation.base import TRANSLATORS, Translator
 from flare_uda.volume import Volume
 
@@ -30,13 +36,17 @@ class AnatomyConfig:
         See :func:`flare_uda.data.anatomy.sobel_magnitude` (as ASIT's).
     source_window : (float, float) or None
         The source's (CT's) intensity window before the Sobel map (as ASIT's).
+    edge_scale : {"percentile", "rank"}
+        How the Sobel maps are brought to [0, 1] (as ASIT's).
     """
 
     sobel_mode: str = "3d"
     source_window: tuple[float, float] | None = CT_SOFT_TISSUE_WINDOW
+    edge_scale: str = "percentile"
 
     def __post_init__(self) -> None:
         require_choice(self.sobel_mode, MODES, "sobel_mode")
+        require_choice(self.edge_scale, EDGE_SCALES, "edge_scale")
         object.__setattr__(self, "source_window", check_window(self.source_window, "source_window"))
 
 
@@ -52,7 +62,9 @@ class AnatomySpace(Translator):
     def _translate(self, volume: Volume, direction: str) -> np.ndarray:
         """``to_target`` takes a source (CT) image: clipped to ``source_window`` first."""
         window = self.config.source_window if direction == "to_target" else None
-        mapped = to_anatomy_space(volume, self.config.sobel_mode, window=window)
+        mapped = to_anatomy_space(
+            volume, self.config.sobel_mode, window=window, scale=self.config.edge_scale
+        )
         return mapped.array.astype(np.float32)
 
     def to_space(self, volume: Volume) -> Volume:

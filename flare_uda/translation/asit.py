@@ -23,7 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from flare_uda._validation import require_choice
-from flare_uda.data.anatomy import CT_SOFT_TISSUE_WINDOW, MODES, check_window, to_anatomy_space
+from flare_uda.data.anatomy import (
+    CT_SOFT_TISSUE_WINDOW,
+    EDGE_SCALES,
+    MODES,
+    check_window,
+    to_anatomy_space,
+)
 from flare_uda.translation.base import TRANSLATORS
 from flare_uda.translation.config import CycleGANConfig
 from flare_uda.translation.cyclegan import CycleGAN
@@ -48,15 +54,21 @@ class ASITConfig(CycleGANConfig):
         and learn the remaining change (measured on the default demo: ASIT 28.8
         vs 26.4 and 25.9, ASIT + MDM + PLF 31.2 vs 27.0 and 23.5, docs/results.md).
         The ``paper`` preset keeps the reference generator.
+    edge_scale : {"percentile", "rank"}
+        How Sobel maps are brought to [0, 1] (:func:`~flare_uda.data.anatomy.to_anatomy_space`):
+        the paper's division by their 99.5th percentile, or their rank among the
+        body's voxels (beyond the paper; an option, see docs/results.md).
     """
 
     sobel_mode: str = "3d"
     source_window: tuple[float, float] | None = CT_SOFT_TISSUE_WINDOW
     residual: bool = True
+    edge_scale: str = "percentile"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice(self.sobel_mode, MODES, "sobel_mode")
+        require_choice(self.edge_scale, EDGE_SCALES, "edge_scale")
         object.__setattr__(self, "source_window", check_window(self.source_window, "source_window"))
 
 
@@ -76,7 +88,9 @@ class ASIT(CycleGAN):
         image is clipped to ``source_window`` first."""
         window = self.config.source_window if domain == "source" else None
         return unit_to_symmetric(
-            to_anatomy_space(volume, self.config.sobel_mode, window=window).array
+            to_anatomy_space(
+                volume, self.config.sobel_mode, window=window, scale=self.config.edge_scale
+            ).array
         )
 
     def network_output(self, array: np.ndarray) -> np.ndarray:

@@ -148,6 +148,25 @@ def _coerce_mapping(value: Any, args: tuple, where: str) -> dict:
     return out
 
 
+_OMIT_AT_DEFAULT = "omit_at_default"
+
+
+def added_option(default: Any) -> Any:
+    """A dataclass field added after configs were written: :func:`to_plain` (and
+    :func:`omitted_at_default`) leave it out while it holds ``default``, so configs
+    written before it, and the pipeline's cache keys made from them, stay equal."""
+    return dataclasses.field(default=default, metadata={_OMIT_AT_DEFAULT: True})
+
+
+def omitted_at_default(config: Any) -> set[str]:
+    """Names of ``config``'s :func:`added_option` fields that hold their default."""
+    return {
+        f.name
+        for f in dataclasses.fields(config)
+        if f.metadata.get(_OMIT_AT_DEFAULT) and getattr(config, f.name) == f.default
+    }
+
+
 def fields_of(config: Any) -> dict[str, Any]:
     """A dataclass instance's init fields as a dict (shallow: nested values kept)."""
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
@@ -201,7 +220,8 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, PluginSpec):
         return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: to_plain(v) for k, v in fields_of(value).items()}
+        omitted = omitted_at_default(value)
+        return {k: to_plain(v) for k, v in fields_of(value).items() if k not in omitted}
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     if isinstance(value, Mapping):

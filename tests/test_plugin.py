@@ -166,3 +166,21 @@ def test_cli_lists_every_kind_and_its_options():
     assert "volume_prior" in res.output and 'mean_volumes: "<required>"' in res.output
     res = CliRunner().invoke(main, ["plugins", "registrer"])
     assert res.exit_code == 2 and "Did you mean 'registrar'" in res.output
+
+
+def test_added_option_is_left_out_of_plain_values_at_its_default():
+    """Options added after run folders existed do not change the configs (cache keys)
+    written without them, and appear once set."""
+    from dataclasses import dataclass
+
+    from flare_uda.options import added_option, omitted_at_default, to_plain
+
+    @dataclass(frozen=True)
+    class Opt:
+        steps: int = 1
+        scale: str = added_option("percentile")
+
+    assert to_plain(Opt()) == {"steps": 1}
+    assert omitted_at_default(Opt()) == {"scale"}
+    assert to_plain(Opt(scale="rank")) == {"steps": 1, "scale": "rank"}
+    assert omitted_at_default(Opt(scale="rank")) == set()

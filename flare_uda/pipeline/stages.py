@@ -121,13 +121,7 @@ class Translate(Stage):
         self.upstream = (source, target)
 
     def config(self) -> Any:
-        spec = self.spec.to_dict()
-        # Options added after run folders existed, left out at their default so those
-        # folders keep their cache keys (the translator they hold is the same).
-        options = spec["options"]
-        if isinstance(options, dict) and options.get("edge_scale") == "percentile":
-            spec = {**spec, "options": {k: v for k, v in options.items() if k != "edge_scale"}}
-        return {"translator": spec}
+        return {"translator": self.spec.to_dict()}
 
     def describe(self) -> str:
         return f"fit the {self.spec.name} translator, CT -> fake MR"

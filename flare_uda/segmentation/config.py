@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from flare_uda._validation import as_triplet, require_choice
 from flare_uda.inference.neighbour_slices import require_neighbour_slices
+from flare_uda.options import added_option, omitted_at_default
 from flare_uda.registry import unknown_name_error
 from flare_uda.segmentation.augment import AugmentConfig
 from flare_uda.segmentation.base import HEADS
@@ -120,7 +121,7 @@ class TrainConfig:
     channels_last: bool = False
     class_sampling: str = "uniform"
     canonical: bool = True
-    neighbour_slices: int = 0
+    neighbour_slices: int = added_option(0)
 
     def __post_init__(self) -> None:
         if not isinstance(self.canonical, bool):
@@ -184,10 +185,8 @@ class TrainConfig:
         d = asdict(self)
         d["patch_size"] = list(self.patch_size)
         d["spacing"] = list(self.spacing)
-        if not self.neighbour_slices:
-            # left out at its default so that configs written before the option existed,
-            # and the pipeline's cache keys made from them, stay equal
-            del d["neighbour_slices"]
+        for name in omitted_at_default(self):  # as to_plain: older keys stay equal
+            del d[name]
         return d
 
     @classmethod

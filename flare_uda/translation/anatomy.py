@@ -22,6 +22,7 @@ from flare_uda.data.anatomy import (
     check_window,
     to_anatomy_space,
 )
+from flare_uda.options import added_option
 from flare_uda.translation.base import TRANSLATORS, Translator
 from flare_uda.volume import Volume
 
@@ -42,7 +43,7 @@ class AnatomyConfig:
 
     sobel_mode: str = "3d"
     source_window: tuple[float, float] | None = CT_SOFT_TISSUE_WINDOW
-    edge_scale: str = "percentile"
+    edge_scale: str = added_option("percentile")  # keys of older runs stay equal
 
     def __post_init__(self) -> None:
         require_choice(self.sobel_mode, MODES, "sobel_mode")

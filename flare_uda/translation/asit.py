@@ -30,6 +30,7 @@ from flare_uda.data.anatomy import (
     check_window,
     to_anatomy_space,
 )
+from flare_uda.options import added_option
 from flare_uda.translation.base import TRANSLATORS
 from flare_uda.translation.config import CycleGANConfig
 from flare_uda.translation.cyclegan import CycleGAN
@@ -63,7 +64,7 @@ class ASITConfig(CycleGANConfig):
     sobel_mode: str = "3d"
     source_window: tuple[float, float] | None = CT_SOFT_TISSUE_WINDOW
     residual: bool = True
-    edge_scale: str = "percentile"
+    edge_scale: str = added_option("percentile")  # keys of older runs stay equal
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -20,6 +20,8 @@ Each section is the stage's own configuration, under the stage's own names:
                        ``asit_mdm_atlas_plf``), replacing ``self_training.filter``
 ``ct_atlas``           :class:`~flare_uda.registration.CTAtlasConfig` (registrar,
                        atlases and fusion, trusted-organ filter, gate)
+``synth``              :class:`SynthConfig`: the first network of the ``synth*``
+                       settings (CT with label-conditioned random contrasts)
 ``executor``           an executor plug-in ``{name, options}`` for per-case work
 ``ablation``           names of the settings to run (:data:`~flare_uda.pipeline.settings.SETTINGS`)
 ``warm_start``         start each adaptation stage's network from the previous stage's
@@ -44,7 +46,7 @@ from typing import Any
 
 from flare_uda._atomic import write_text
 from flare_uda._validation import require_int
-from flare_uda.options import build_config, to_plain
+from flare_uda.options import added_option, build_config, to_plain
 from flare_uda.plugin import PluginSpec, plugin_field, resolve_plugin_fields, spec
 from flare_uda.pseudolabel import SelfTrainingConfig
 from flare_uda.registration import CTAtlasConfig, MDMConfig
@@ -127,6 +129,43 @@ class SegmentationConfig:
         )
 
 
+@dataclass(frozen=True)
+class SynthConfig:
+    """The first network of the ``synth*`` settings: trained on CT whose samples are, with
+    probability ``label_contrast``, redrawn from their label maps with random contrasts
+    (:mod:`flare_uda.segmentation.label_contrast`), for ``budget_factor`` times the
+    ``segmentation`` section's budget (its time budget, else its iterations): random
+    contrasts are learned more slowly (real data, 2 vs 6 minutes: kidneys 0 vs 68-71
+    DSC, docs/results.md). Every later network of those settings trains on real MR
+    pseudo-labels with the ``segmentation`` section as it is.
+    """
+
+    label_contrast: float = 0.8
+    budget_factor: float = 3.0
+
+    def __post_init__(self) -> None:
+        p = self.label_contrast
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+            raise ValueError(f"synth.label_contrast must be a probability in (0, 1], got {p!r}")
+        f = self.budget_factor
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0:
+            raise ValueError(f"synth.budget_factor must be a number > 0, got {f!r}")
+
+    def segmentation(self, base: SegmentationConfig) -> SegmentationConfig:
+        """``base`` with random contrasts on and its budget scaled."""
+        train = base.train_config()
+        options = dict(base.options)
+        options["augment"] = {
+            **dict(options.get("augment", {})),
+            "label_contrast": self.label_contrast,
+        }
+        if train.time_budget_minutes is not None:
+            options["time_budget_minutes"] = train.time_budget_minutes * self.budget_factor
+        else:
+            options["iterations"] = max(1, round(train.iterations * self.budget_factor))
+        return SegmentationConfig(base.preset, options)
+
+
 def _check_warm_start(first: SegmentationConfig, final: SegmentationConfig) -> None:
     """Warm starts carry weights from stage to stage: one network shape throughout."""
     a, b = first.train_config(), final.train_config()
@@ -157,6 +196,7 @@ class UDAConfig:
     mdm_multi: MDMConfig = field(default_factory=_multi_atlas_mdm)
     organ_filter: PluginSpec = plugin_field("filter", "organ_wise")
     ct_atlas: CTAtlasConfig = field(default_factory=CTAtlasConfig)
+    synth: SynthConfig = added_option(SynthConfig())
     executor: PluginSpec = plugin_field("executor", "serial")
     ablation: tuple[str, ...] = ABLATION_SETTINGS
     warm_start: bool = False

@@ -31,6 +31,9 @@ SETTING_TITLES = {
     "asit_mdm_plf_organ": "ASIT + MDM + PLF (organ-wise)",
     "asit_mdm_atlas": "ASIT + MDM + CT atlas",
     "asit_mdm_atlas_plf": "ASIT + MDM + CT atlas + PLF (organ-wise)",
+    "synth": "CT, random contrasts",
+    "synth_mdm": "Random contrasts + MDM",
+    "synth_mdm_plf": "Random contrasts + MDM + PLF",
     "oracle": "Oracle (MR labels)",
 }
 

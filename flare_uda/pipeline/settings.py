@@ -29,6 +29,13 @@ Beyond the paper (issue 14):
 ``asit_mdm_plf_organ``  ``asit_mdm_plf`` with the organ-wise filter (``organ_filter``)
 ``asit_mdm_atlas``      ``asit_mdm`` with the organs MR labels lack filled from CT (``ct_atlas``)
 ``asit_mdm_atlas_plf``  the CT atlas, then self-training with the organ-wise filter
+
+Beyond the paper (issue 19), without a translator:
+
+``synth``          CT with label-conditioned random contrasts (SynthSeg-style, the
+                   ``synth`` section), applied to MR as it is
+``synth_mdm``      its pseudo-labels on the adaptation MR, MDM, retrained on real MR
+``synth_mdm_plf``  then self-training with the paper's filter and a final network
 """
 
 from __future__ import annotations
@@ -73,17 +80,30 @@ def baseline(config: Any, inputs: Inputs, translator: PluginSpec, name: str) -> 
 
 
 def mdm_model(
-    config: Any, inputs: Inputs, mdm_config: Any = None, name: str = "train_asit_mdm"
+    config: Any,
+    inputs: Inputs,
+    mdm_config: Any = None,
+    name: str = "train_asit_mdm",
+    first: tuple[Stage, Train, str] | None = None,
 ) -> tuple[MDM, Train]:
-    """ASIT pseudo-labels on the adaptation MR, MDM (``mdm_config``, default the ``mdm``
-    section; another one names its stage after ``name``: ``mdm_multi``), and a segmenter
-    ``name`` trained on the result."""
-    translate, model = translated_model(config, inputs, config.translation, "asit")
-    pseudo = Predict("pseudo_asit", model, inputs.mr, config.inference, space=translate)
-    if mdm_config is None:
-        mdm = MDM(config.mdm, inputs.mr, pseudo)
-    else:
+    """Pseudo-labels of the first model on the adaptation MR, MDM (``mdm_config``, default
+    the ``mdm`` section; another one names its stage after ``name``: ``mdm_multi``), and a
+    segmenter ``name`` trained on the result.
+
+    ``first``: (translation stage, model, its name), default ASIT's (``asit``); another
+    name prefixes the pseudo-label and MDM stages (``synth``: ``pseudo_synth``,
+    ``mdm_synth``)."""
+    translate, model, first_name = first or (
+        *translated_model(config, inputs, config.translation, "asit"),
+        "asit",
+    )
+    pseudo = Predict(f"pseudo_{first_name}", model, inputs.mr, config.inference, space=translate)
+    if mdm_config is not None:
         mdm = MDM(mdm_config, inputs.mr, pseudo, name=name.removeprefix("train_asit_"))
+    elif first_name != "asit":
+        mdm = MDM(config.mdm, inputs.mr, pseudo, name=f"mdm_{first_name}")
+    else:
+        mdm = MDM(config.mdm, inputs.mr, pseudo)
     init = model if config.warm_start else None
     return mdm, Train(name, config.segmentation, mdm, drop_empty=True, init=init)
 
@@ -205,6 +225,36 @@ def asit_mdm_atlas(config: Any, inputs: Inputs) -> Stage:
 def asit_mdm_atlas_plf(config: Any, inputs: Inputs) -> Stage:
     atlas, model = atlas_model(config, inputs)
     return organ_self_trained(config, inputs, atlas, model, "asit_mdm_atlas_plf")
+
+
+def synth_model(config: Any, inputs: Inputs) -> tuple[Translate, Train, str]:
+    """(CT as it is, a segmenter trained on it with label-conditioned random contrasts for
+    longer (the ``synth`` section), ``"synth"``): the first model of the ``synth*`` settings."""
+    translate = Translate(spec("translator", "identity"), inputs.ct, inputs.mr)
+    section = config.synth.segmentation(config.segmentation)
+    return translate, Train("train_synth", section, translate), "synth"
+
+
+@SETTINGS.register("synth")
+def synth(config: Any, inputs: Inputs) -> Stage:
+    translate, model, _ = synth_model(config, inputs)
+    return Predict("synth", model, inputs.test, config.inference, space=translate)
+
+
+@SETTINGS.register("synth_mdm")
+def synth_mdm(config: Any, inputs: Inputs) -> Stage:
+    _, model = mdm_model(config, inputs, name="train_synth_mdm", first=synth_model(config, inputs))
+    return Predict("synth_mdm", model, inputs.test, config.inference)
+
+
+@SETTINGS.register("synth_mdm_plf")
+def synth_mdm_plf(config: Any, inputs: Inputs) -> Stage:
+    first = synth_model(config, inputs)
+    mdm, model = mdm_model(config, inputs, name="train_synth_mdm", first=first)
+    st_filter = config.self_training.filter
+    return self_trained(
+        config, inputs, mdm, model, st_filter, "synth_mdm_plf", stage_name="self_training_synth"
+    )
 
 
 @SETTINGS.register("oracle")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flare_uda.options import added_option
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -36,6 +38,10 @@ class AugmentConfig:
     appearance : float
         Probability of a random intensity curve per sample
         (:mod:`flare_uda.segmentation.appearance`; not in nnU-Net: 0 by default).
+    label_contrast : float
+        Probability of replacing a sample by a random-contrast image drawn from its
+        label map (:mod:`flare_uda.segmentation.label_contrast`, SynthSeg-style; not
+        in nnU-Net: 0 by default).
     """
 
     enabled: bool = True
@@ -45,10 +51,13 @@ class AugmentConfig:
     intensity: bool = True
     mirror_axes: tuple[int, ...] = (0, 1, 2)
     appearance: float = 0.0
+    label_contrast: float = added_option(0.0)
 
     def __post_init__(self) -> None:
-        if isinstance(self.appearance, bool) or not 0.0 <= self.appearance <= 1.0:
-            raise ValueError(f"appearance must be a probability in [0, 1], got {self.appearance!r}")
+        for name in ("appearance", "label_contrast"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
         if not 0.0 <= self.rotation_deg <= 180.0:
             raise ValueError(f"rotation_deg must be in [0, 180], got {self.rotation_deg}")
         lo, hi = (float(s) for s in self.scaling)
@@ -192,10 +201,14 @@ def _transforms(patch: tuple[int, ...], config: AugmentConfig, mirror_axes: tupl
     if not config.enabled:
         spatial = SpatialTransform(patch, 0, random_crop=False)
         return ComposeTransforms([spatial, RemoveLabelTransform(-1, 0)])
-    t = [_spatial(patch, config)]
-    if config.appearance > 0:
-        from batchgeneratorsv2.transforms.utils.random import RandomTransform
+    from batchgeneratorsv2.transforms.utils.random import RandomTransform
 
+    t = [_spatial(patch, config)]
+    if config.label_contrast > 0:
+        from flare_uda.segmentation.label_contrast import LabelContrastTransform
+
+        t.append(RandomTransform(LabelContrastTransform(), apply_probability=config.label_contrast))
+    if config.appearance > 0:
         from flare_uda.segmentation.appearance import RandomCurveTransform
 
         t.append(RandomTransform(RandomCurveTransform(), apply_probability=config.appearance))

@@ -187,6 +187,8 @@ class TrainConfig:
         d["spacing"] = list(self.spacing)
         for name in omitted_at_default(self):  # as to_plain: older keys stay equal
             del d[name]
+        for name in omitted_at_default(self.augment):
+            del d["augment"][name]
         return d
 
     @classmethod

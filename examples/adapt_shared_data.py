@@ -11,7 +11,7 @@ T2) and runs one command, printed first:
         --source INPUTS/ct_chaos:chaos_ct --target INPUTS/mr \\
         --sequences INPUTS/sequences.csv --target-labels INPUTS/mr_labels:chaos \\
         --target-labels INPUTS/mr_labels_total:total_mr \\
-        --config INPUTS/settings.yaml --preset PRESET --out OUT
+        --config INPUTS/settings.yaml --preset PRESET --method METHOD --out OUT
 
 Scored on the CHAOS T2 labels (liver, kidneys, spleen; the report's T2 column)
 and on the TotalSegmentator MR's 13 (a model's prediction, T1 column; its
@@ -21,7 +21,8 @@ Skips cleanly when the data folder is absent.
 Run:
     .venv/bin/python examples/adapt_shared_data.py [--data ../shared/data] \\
         [--out runs/real_adapt] [--preset quick] [--config recipe.yaml] \\
-        [--settings only_ct,asit,asit_mdm,asit_mdm_plf] [--device auto] \\
+        [--settings only_ct,asit,asit_mdm,asit_mdm_plf,synth,synth_mdm,synth_mdm_plf] \\
+        [--method synth_mdm_plf] [--device auto] \\
         [--extra-source DIR[:MAP] ...]
     (--extra-source adds labelled CT beside the real sources, e.g. the phantom's
     CT from `flare-uda phantom --n-ct 8 --n-mri 1 --out PH` as PH/ct:flare)
@@ -64,8 +65,12 @@ VIEWS = {  # folder -> {link name: path in the data folder}
     # prediction, not a manual reference): the report's T1 column.
     "mr_labels_total": {"totalseg_mr_sm_label.nii.gz": "mr/totalseg_mr_sm_label.nii.gz"},
 }
-SETTINGS = ("only_ct", "asit", "asit_mdm", "asit_mdm_plf")
-"""The settings scored by default (the ablation without CycleGAN and the oracle)."""
+SETTINGS = ("only_ct", "asit", "asit_mdm", "asit_mdm_plf", "synth", "synth_mdm", "synth_mdm_plf")
+"""The settings scored by default: the paper's ablation without CycleGAN and the oracle,
+and the chain from CT with label-conditioned random contrasts (the best on this data,
+docs/results.md, "Real data")."""
+METHOD = "synth_mdm_plf"
+"""The setting whose model is written to OUT/model and drawn in the report's overlays."""
 SEQUENCES = "case,sequence\ntotalseg_mr_sm,T1\n" + "".join(
     f"chaos_t2_{n},T2\n" for n in (1, 2, 3, 5, 8)
 )
@@ -120,6 +125,7 @@ def main() -> int:
         help=f"settings scored on the CHAOS T2 labels (default {','.join(SETTINGS)}, "
         "or the ablation of --config when it names one)",
     )
+    parser.add_argument("--method", default=METHOD, help=f"adapt's --method (default {METHOD})")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--extra-source",
@@ -145,7 +151,8 @@ def main() -> int:
         *("--sequences", str(inputs / "sequences.csv")),
         *("--target-labels", f"{inputs / 'mr_labels'}:chaos"),
         *("--target-labels", f"{inputs / 'mr_labels_total'}:total_mr", "--config", str(config)),
-        *("--preset", args.preset, "--device", args.device, "--out", str(out)),
+        *("--preset", args.preset, "--method", args.method),
+        *("--device", args.device, "--out", str(out)),
     ]
     print("flare-uda " + " ".join(argv), flush=True)
     from flare_uda.cli import main as flare_uda

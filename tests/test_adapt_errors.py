@@ -250,3 +250,9 @@ def test_target_labels_in_two_folders_with_their_own_label_maps(user, tmp_path):
     )
     assert tuple(scored["mr_t2_000"].annotated) == (1, 2, 3, 13)
     assert tuple(scored["mr_t1_000"].annotated) == tuple(range(1, 14))
+
+
+def test_an_unknown_or_translated_method_is_a_usage_error(user):
+    fails(args(user, "--method", "synth_mdm_plv"), 2, "Did you mean 'synth_mdm_plf'")
+    # a setting that predicts through a translator's space gives no model of MR images
+    fails(args(user, "--method", "asit"), 2, "does not give a model of MR intensities")

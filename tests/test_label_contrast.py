@@ -112,3 +112,56 @@ def test_bad_transform_options_are_refused(kwargs, match):
 def test_bad_probability_is_refused(value):
     with pytest.raises(ValueError, match="label_contrast must be a probability"):
         AugmentConfig(label_contrast=value)
+
+
+ORGANS = (1, 2, 3, 13)  # liver, right kidney, spleen, left kidney (FLARE)
+
+
+def _organ_contrasts(image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """Differences of the four organs' mean intensities, pairwise, over the image's std."""
+    means = torch.stack([image[label == k].mean() for k in ORGANS])
+    diff = means[:, None] - means[None, :]
+    return diff[torch.triu_indices(4, 4, 1).unbind()] / image.std()
+
+
+def _slice_with_all(volume, label) -> tuple[torch.Tensor, torch.Tensor]:
+    """The axial slice holding the most voxels of the four organs, all present."""
+    lab = torch.from_numpy(label.array.astype("int64"))
+    present = torch.stack([(lab == k).flatten(1).sum(1) for k in ORGANS], 1)
+    ok = (present > 20).all(1)
+    z = int(torch.where(ok, present.sum(1), torch.zeros_like(ok, dtype=torch.long)).argmax())
+    return torch.from_numpy(volume.array[z].astype("float32")), lab[z]
+
+
+def test_random_contrasts_of_real_ct_cover_chaos_t2_organ_contrasts(shared_data):
+    """The fix's premise on the shared data: redrawn from a real CT's labels, the organ
+    contrasts of the samples span those of real CHAOS T2 (liver, kidneys, spleen pairwise),
+    which the CT itself, with its one contrast, does not."""
+    from flare_uda.data.io import read_label, read_volume
+
+    ct = read_volume(shared_data / "ct" / "amos_0001_slab_image.nii.gz")
+    ct_image, ct_label = _slice_with_all(
+        ct, read_label(shared_data / "ct" / "amos_0001_slab_label.nii.gz", "amos")
+    )
+    mr = read_volume(shared_data / "mr" / "chaos_t2" / "chaos_t2_1_image.nii.gz")
+    mr_image, mr_label = _slice_with_all(
+        mr, read_label(shared_data / "mr" / "chaos_t2" / "chaos_t2_1_label.nii.gz", "chaos")
+    )
+    target = _organ_contrasts(mr_image, mr_label)
+    torch.manual_seed(0)
+    draws = torch.stack(
+        [
+            _organ_contrasts(
+                LabelContrastTransform()(
+                    image=ct_image[None, None].clone(), segmentation=ct_label[None, None]
+                )["image"][0, 0],
+                ct_label,
+            )
+            for _ in range(200)
+        ]
+    )
+    low, high = draws.quantile(0.01, 0), draws.quantile(0.99, 0)
+    assert torch.all((low < target) & (target < high)), (low, target, high)
+    # the CT's own contrasts are one point; at least one CHAOS T2 contrast is far from it
+    own = _organ_contrasts(ct_image, ct_label)
+    assert float((own - target).abs().max()) > 0.5

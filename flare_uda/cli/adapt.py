@@ -49,6 +49,14 @@ from flare_uda.cli._options import device_option, quiet_option, train_processes_
     help="Labels of some target cases (DIR or DIR:MAP): every setting of the config's "
     "ablation is then run and scored on them. Repeat for folders with other label maps.",
 )
+@click.option(
+    "--method",
+    default="asit_mdm_plf",
+    show_default=True,
+    help="The setting whose model is written to OUT/model (and drawn in the report's "
+    "overlays): asit_mdm_plf (the paper's chain) or, e.g., synth_mdm_plf (CT with random "
+    "contrasts, then MDM and PLF: docs/results.md, 'Real data').",
+)
 @device_option
 @quiet_option
 @train_processes_option
@@ -61,6 +69,7 @@ def command(
     config_path: str | None,
     sequences: str | None,
     target_labels: tuple[str, ...],
+    method: str,
     device: str,
     quiet: bool,
     train_processes: int,
@@ -87,6 +96,7 @@ def command(
             sequences=sequences,
             target_labels=list(target_labels),
             preset=preset,
+            method=method,
             check_output=lambda path: _checks.output_dir(path, "--out"),
         )
     except AdaptArgumentError as err:

@@ -98,12 +98,12 @@ def mdm_model(
         "asit",
     )
     pseudo = Predict(f"pseudo_{first_name}", model, inputs.mr, config.inference, space=translate)
-    if mdm_config is not None:
-        mdm = MDM(mdm_config, inputs.mr, pseudo, name=name.removeprefix("train_asit_"))
-    elif first_name != "asit":
-        mdm = MDM(config.mdm, inputs.mr, pseudo, name=f"mdm_{first_name}")
+    if mdm_config is None:
+        mdm_config = config.mdm
+        mdm_name = "mdm" if first_name == "asit" else f"mdm_{first_name}"
     else:
-        mdm = MDM(config.mdm, inputs.mr, pseudo)
+        mdm_name = name.removeprefix("train_asit_")
+    mdm = MDM(mdm_config, inputs.mr, pseudo, name=mdm_name)
     init = model if config.warm_start else None
     return mdm, Train(name, config.segmentation, mdm, drop_empty=True, init=init)
 
@@ -241,16 +241,20 @@ def synth(config: Any, inputs: Inputs) -> Stage:
     return Predict("synth", model, inputs.test, config.inference, space=translate)
 
 
+def synth_mdm_model(config: Any, inputs: Inputs) -> tuple[MDM, Train]:
+    """:func:`mdm_model` from the ``synth`` model: its pseudo-labels, MDM, a segmenter."""
+    return mdm_model(config, inputs, name="train_synth_mdm", first=synth_model(config, inputs))
+
+
 @SETTINGS.register("synth_mdm")
 def synth_mdm(config: Any, inputs: Inputs) -> Stage:
-    _, model = mdm_model(config, inputs, name="train_synth_mdm", first=synth_model(config, inputs))
+    _, model = synth_mdm_model(config, inputs)
     return Predict("synth_mdm", model, inputs.test, config.inference)
 
 
 @SETTINGS.register("synth_mdm_plf")
 def synth_mdm_plf(config: Any, inputs: Inputs) -> Stage:
-    first = synth_model(config, inputs)
-    mdm, model = mdm_model(config, inputs, name="train_synth_mdm", first=first)
+    mdm, model = synth_mdm_model(config, inputs)
     st_filter = config.self_training.filter
     return self_trained(
         config, inputs, mdm, model, st_filter, "synth_mdm_plf", stage_name="self_training_synth"

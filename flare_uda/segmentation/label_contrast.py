@@ -14,8 +14,11 @@ sequence it never saw. Here, per training sample:
    of the sample's own intensities (fat, muscle, bone and air of a CT fall
    into different ones, without naming them);
 2. each class gets a mean uniform in [0, 1] and a spread uniform in
-   [0, ``max_spread``]; a random share (up to ``max_texture``) of the original
-   image's within-class variation is kept, so vessels and texture stay;
+   [0, ``max_spread``]; a trace of the original image's within-class
+   variation is added (its deviations from the class mean, in units of the
+   image's standard deviation, times :data:`TEXTURE_SCALE` and a weight
+   uniform in [0, ``max_texture``]: at most 0.05 by default, faint beside
+   the classes' spread of means);
 3. Gaussian blur (sigma up to ``max_blur`` voxels on every axis longer than
    one voxel), a smooth multiplicative bias field (log-amplitude up to
    ``max_bias``), a random gamma, and a z-score.
@@ -31,6 +34,9 @@ import torch
 import torch.nn.functional as F
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
+TEXTURE_SCALE = 0.1
+"""The original within-class deviations (over the image's std) at texture weight 1."""
+
 
 class LabelContrastTransform(BasicTransform):
     """Replace each image channel by a random-contrast image drawn from the label map.
@@ -40,7 +46,8 @@ class LabelContrastTransform(BasicTransform):
     max_spread : float
         Largest within-class standard deviation (image range is [0, 1]).
     max_texture : float
-        Largest share of the original within-class variation kept.
+        Largest weight of the original within-class variation (times
+        :data:`TEXTURE_SCALE`, in units of the image's standard deviation).
     max_blur : float
         Largest Gaussian sigma, in voxels.
     max_bias : float
@@ -96,7 +103,7 @@ class LabelContrastTransform(BasicTransform):
         texture = float(torch.rand(())) * self.max_texture
         if texture > 0 and image.std() > 0:
             class_mean = _class_means(image, classes, n)[classes]
-            out = out + texture * (image - class_mean) / image.std() * 0.1
+            out = out + texture * TEXTURE_SCALE * (image - class_mean) / image.std()
         out = _blur(out, float(torch.rand(())) * self.max_blur)
         out = out * torch.exp(_bias_field(out.shape, float(torch.rand(())) * self.max_bias))
         lo, hi = out.min(), out.max()
@@ -147,7 +154,11 @@ def _class_means(image: torch.Tensor, classes: torch.Tensor, n: int) -> torch.Te
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``x`` along each axis longer than one voxel."""
+    """Separable Gaussian blur of ``x`` along each axis longer than one voxel.
+
+    Not batchgeneratorsv2's ``blur_dimension``: it pads by reflection, which fails on an
+    axis shorter than the kernel's radius (a thin 3D patch); edge replication does not.
+    """
     if sigma < 0.1:
         return x
     radius = max(1, int(round(3 * sigma)))

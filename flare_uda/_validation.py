@@ -90,3 +90,14 @@ def require_choice(value: str, choices: Sequence[str], what: str) -> str:
     if value not in choices:
         raise ValueError(f"{what} must be one of {list(choices)}, got {value!r}")
     return value
+
+
+def class_range(name: str, value: tuple[int, int]) -> tuple[int, int]:
+    """``value`` as ``(low, high)`` with ``1 <= low <= high``, or a ValueError naming it."""
+    try:
+        lo, hi = (int(v) for v in value)  # exactly two integers
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of integers (low, high), got {value!r}") from None
+    if not 1 <= lo <= hi:
+        raise ValueError(f"{name} must be (low, high) with 1 <= low <= high, got {value!r}")
+    return lo, hi

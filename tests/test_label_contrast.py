@@ -39,6 +39,43 @@ def test_one_background_class_and_padding_join_the_background():
     assert set(classes[label <= 0].unique().tolist()) == {4}
 
 
+def _organ_with_a_bright_band(shape=(1, 32, 32)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Organ 1 (rows 4-27, columns 4-27) whose columns 4-13 are 10 brighter (a vessel)."""
+    label = torch.zeros(shape)
+    label[..., 4:28, 4:28] = 1
+    image = torch.zeros(shape)
+    image[..., 4:28, 4:14] = 10.0
+    return image, label
+
+
+def test_organs_split_into_classes_along_their_structures_not_voxels():
+    image, label = _organ_with_a_bright_band()
+    inside = label == 1
+    band = torch.zeros_like(label, dtype=torch.bool)
+    band[..., 7:25, 7:11] = True  # the band's core, beyond the blur's 3-voxel reach
+    rest = inside.clone()
+    rest[..., :, :17] = False  # the rest, beyond the blur's reach
+    splits = 0
+    for seed in range(20):
+        torch.manual_seed(seed)
+        classes = generation_classes(image, label, (2, 2), organ_classes=(2, 2))
+        organ = classes[inside].unique()
+        assert len(organ) <= 2 and 1 in organ.tolist()  # the darker part keeps the label
+        if len(organ) == 2:
+            splits += 1
+            new = int(organ.max())
+            assert new > int(classes[label == 0].max())  # numbered after the background
+            assert torch.all(classes[band] == new) and torch.all(classes[rest] == 1)
+    assert splits >= 10  # every cut below the band core's equal top values splits
+
+
+def test_one_organ_class_keeps_each_organ_uniform():
+    torch.manual_seed(0)
+    image, label = _organ_with_a_bright_band()
+    classes = generation_classes(image, label, (2, 2), organ_classes=(1, 1))
+    assert set(classes[label == 1].unique().tolist()) == {1}
+
+
 def test_without_spread_texture_blur_or_bias_each_organ_is_one_value():
     torch.manual_seed(1)
     image, label = _two_organs()
@@ -101,6 +138,8 @@ def test_in_the_training_transforms_and_the_config():
         ({"max_blur": float("nan")}, "max_blur must be >= 0"),
         ({"background_classes": (0, 2)}, "background_classes"),
         ({"background_classes": (4, 2)}, "background_classes"),
+        ({"organ_classes": (0, 2)}, "organ_classes must be \\(low, high\\)"),
+        ({"organ_classes": ("a", 2)}, "organ_classes must be a pair of integers"),
     ],
 )
 def test_bad_transform_options_are_refused(kwargs, match):
@@ -165,3 +204,41 @@ def test_random_contrasts_of_real_ct_cover_chaos_t2_organ_contrasts(shared_data)
     # the CT's own contrasts are one point; at least one CHAOS T2 contrast is far from it
     own = _organ_contrasts(ct_image, ct_label)
     assert float((own - target).abs().max()) > 0.5
+
+
+def _interior_fraction(part: torch.Tensor) -> float:
+    """Share of ``part``'s voxels (2D bool) whose four in-plane neighbours are in it too."""
+    core = part[1:-1, 1:-1]
+    inner = core & part[:-2, 1:-1] & part[2:, 1:-1] & part[1:-1, :-2] & part[1:-1, 2:]
+    return float(inner.sum() / core.sum().clamp_min(1))
+
+
+def test_organ_splits_of_real_ct_follow_its_vessels_not_its_noise(shared_data):
+    """The split-organ fix on the shared data: in the contrast-enhanced liver of CHAOS CT 3,
+    a split into two classes puts the enhanced vessels (well above the parenchyma's HU) in
+    the smaller part, as connected structures: most of its voxels have all four
+    neighbours in it, where a random set of voxels of the same size has almost none."""
+    from flare_uda.data.io import read_label, read_volume
+
+    volume = read_volume(shared_data / "ct" / "chaos_ct3_image.nii.gz")
+    label = read_label(shared_data / "ct" / "chaos_ct3_label.nii.gz", "chaos_ct")
+    lab = torch.from_numpy(label.array.astype("int64"))
+    z = int((lab == 1).flatten(1).sum(1).argmax())
+    image, lab = torch.from_numpy(volume.array[z].astype("float32")), lab[z]
+    liver = lab == 1
+    small_parts = 0
+    for seed in range(10):
+        torch.manual_seed(seed)
+        classes = generation_classes(image, lab, (2, 2), organ_classes=(2, 2))
+        bright = liver & (classes != 1)
+        share = float(bright.sum() / liver.sum())
+        if not 0.02 < share < 0.3:  # a cut low in the parenchyma, or no split
+            continue
+        small_parts += 1
+        assert float(image[bright].mean() - image[liver & ~bright].mean()) > 30  # HU
+        assert _interior_fraction(bright) > 0.3
+        noise = liver & (
+            torch.rand(liver.shape, generator=torch.Generator().manual_seed(seed)) < share
+        )
+        assert _interior_fraction(noise) < 0.05
+    assert small_parts >= 3

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flare_uda._validation import class_range
 from flare_uda.options import added_option
 
 
@@ -42,6 +43,11 @@ class AugmentConfig:
         Probability of replacing a sample by a random-contrast image drawn from its
         label map (:mod:`flare_uda.segmentation.label_contrast`, SynthSeg-style; not
         in nnU-Net: 0 by default).
+    label_contrast_organ_classes : (int, int)
+        Smallest and largest number of generation classes each organ is split into in
+        those images, by random quantiles of its intensities (``(1, 1)``: every organ
+        uniform; ``(1, 3)``: up to two more classes, e.g. an enhanced vessel inside the
+        liver drawn with its own random contrast).
     """
 
     enabled: bool = True
@@ -52,6 +58,7 @@ class AugmentConfig:
     mirror_axes: tuple[int, ...] = (0, 1, 2)
     appearance: float = 0.0
     label_contrast: float = added_option(0.0)
+    label_contrast_organ_classes: tuple[int, int] = added_option((1, 1))
 
     def __post_init__(self) -> None:
         for name in ("appearance", "label_contrast"):
@@ -72,6 +79,8 @@ class AugmentConfig:
         if any(a not in (0, 1, 2) for a in axes):
             raise ValueError(f"mirror_axes must be a subset of (0, 1, 2), got {self.mirror_axes}")
         object.__setattr__(self, "mirror_axes", axes)
+        organ = class_range("label_contrast_organ_classes", self.label_contrast_organ_classes)
+        object.__setattr__(self, "label_contrast_organ_classes", organ)
 
 
 def initial_patch_size(
@@ -207,7 +216,8 @@ def _transforms(patch: tuple[int, ...], config: AugmentConfig, mirror_axes: tupl
     if config.label_contrast > 0:
         from flare_uda.segmentation.label_contrast import LabelContrastTransform
 
-        t.append(RandomTransform(LabelContrastTransform(), apply_probability=config.label_contrast))
+        contrast = LabelContrastTransform(organ_classes=config.label_contrast_organ_classes)
+        t.append(RandomTransform(contrast, apply_probability=config.label_contrast))
     if config.appearance > 0:
         from flare_uda.segmentation.appearance import RandomCurveTransform
 

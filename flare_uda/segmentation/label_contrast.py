@@ -12,7 +12,9 @@ sequence it never saw. Here, per training sample:
 1. generation classes: each organ label is a class; the rest (background,
    unlabelled tissue, padding) is split into 2-6 classes by random quantiles
    of the sample's own intensities (fat, muscle, bone and air of a CT fall
-   into different ones, without naming them);
+   into different ones, without naming them); with ``organ_classes`` above
+   ``(1, 1)`` each organ is split the same way (on the image blurred by one
+   voxel), so a vessel or a patch inside an organ gets a contrast of its own;
 2. each class gets a mean uniform in [0, 1] and a spread uniform in
    [0, ``max_spread``]; a trace of the original image's within-class
    variation is added (its deviations from the class mean, in units of the
@@ -34,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
+from flare_uda._validation import class_range
+
 TEXTURE_SCALE = 0.1
 """The original within-class deviations (over the image's std) at texture weight 1."""
 
@@ -54,6 +58,9 @@ class LabelContrastTransform(BasicTransform):
         Largest standard deviation of the log bias field.
     background_classes : (int, int)
         Smallest and largest number of classes the unlabelled voxels are split into.
+    organ_classes : (int, int)
+        Smallest and largest number of classes each organ is split into (``(1, 1)``:
+        one class per organ, uniform inside).
     """
 
     def __init__(
@@ -63,6 +70,7 @@ class LabelContrastTransform(BasicTransform):
         max_blur: float = 1.0,
         max_bias: float = 0.3,
         background_classes: tuple[int, int] = (2, 6),
+        organ_classes: tuple[int, int] = (1, 1),
     ) -> None:
         super().__init__()
         for name, value in (
@@ -73,15 +81,10 @@ class LabelContrastTransform(BasicTransform):
         ):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
-        lo, hi = (int(v) for v in background_classes)
-        if not 1 <= lo <= hi:
-            raise ValueError(
-                f"background_classes must be (low, high) with 1 <= low <= high, "
-                f"got {background_classes!r}"
-            )
+        self.background_classes = class_range("background_classes", background_classes)
+        self.organ_classes = class_range("organ_classes", organ_classes)
         self.max_spread, self.max_texture = float(max_spread), float(max_texture)
         self.max_blur, self.max_bias = float(max_blur), float(max_bias)
-        self.background_classes = (lo, hi)
 
     def apply(self, data_dict: dict, **params) -> dict:
         """``image`` ``(c, *spatial)`` replaced channel by channel; ``segmentation``
@@ -96,7 +99,7 @@ class LabelContrastTransform(BasicTransform):
 
     def synthesize(self, image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """One random-contrast image, shape of ``image``, from ``label`` (same shape)."""
-        classes = generation_classes(image, label, self.background_classes)
+        classes = generation_classes(image, label, self.background_classes, self.organ_classes)
         n = int(classes.max()) + 1
         means, spreads = torch.rand(n), torch.rand(n) * self.max_spread
         out = means[classes] + spreads[classes] * torch.randn_like(image)
@@ -115,27 +118,51 @@ class LabelContrastTransform(BasicTransform):
 
 
 def generation_classes(
-    image: torch.Tensor, label: torch.Tensor, background_classes: tuple[int, int]
+    image: torch.Tensor,
+    label: torch.Tensor,
+    background_classes: tuple[int, int],
+    organ_classes: tuple[int, int] = (1, 1),
 ) -> torch.Tensor:
     """Class of each voxel: organ ``k`` -> ``k``; unlabelled voxels (label <= 0) -> one of
     ``n_org + 1 .. n_org + m`` by ``m - 1`` random quantiles of their intensities, ``m``
-    drawn from ``background_classes``. int64, shape of ``image``."""
+    drawn from ``background_classes``. Each organ present is then split the same way into
+    ``m_k`` classes, ``m_k`` drawn from ``organ_classes``, by quantiles of the image
+    blurred with a 1-voxel Gaussian (so that the cuts follow structures such as an
+    enhanced vessel inside the liver, not voxel noise); its brightest part gets new class
+    numbers after the background's. int64, shape of ``image``."""
     label = label.long()
     n_org = int(label.max().clamp_min(0))
     classes = label.clamp_min(0).clone()
     background = label <= 0
-    lo, hi = background_classes
-    m = int(torch.randint(lo, hi + 1, ()))
-    values = image[background]
-    if values.numel() == 0:
-        return classes
-    if m > 1:
-        cuts = torch.quantile(_subsample(values), torch.sort(torch.rand(m - 1)).values)
-        bins = torch.bucketize(values, cuts)
-    else:
-        bins = torch.zeros_like(values, dtype=torch.long)
-    classes[background] = n_org + 1 + bins
+    if background.any():
+        bins = _quantile_bins(image[background], _draw(background_classes))
+        classes[background] = n_org + 1 + bins
+    if organ_classes[1] > 1 and n_org > 0:
+        smooth = _blur(image.float(), 1.0)
+        next_class = int(classes.max()) + 1
+        for k in range(1, n_org + 1):
+            m = _draw(organ_classes)
+            inside = label == k
+            if m < 2 or not inside.any():
+                continue
+            bins = _quantile_bins(smooth[inside], m)
+            classes[inside] = torch.where(bins == 0, k, next_class + bins - 1)
+            next_class += m - 1
     return classes
+
+
+def _draw(bounds: tuple[int, int]) -> int:
+    """A number of classes uniform in ``bounds`` (inclusive)."""
+    lo, hi = bounds
+    return int(torch.randint(lo, hi + 1, ()))
+
+
+def _quantile_bins(values: torch.Tensor, m: int) -> torch.Tensor:
+    """Bin ``0 .. m - 1`` of each of ``values`` ``(n,)``, cut at ``m - 1`` random quantiles."""
+    if m < 2:
+        return torch.zeros_like(values, dtype=torch.long)
+    cuts = torch.quantile(_subsample(values.float()), torch.sort(torch.rand(m - 1)).values)
+    return torch.bucketize(values, cuts)
 
 
 def _subsample(values: torch.Tensor, limit: int = 100_000) -> torch.Tensor:

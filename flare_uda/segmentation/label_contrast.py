@@ -128,8 +128,9 @@ def generation_classes(
     drawn from ``background_classes``. Each organ present is then split the same way into
     ``m_k`` classes, ``m_k`` drawn from ``organ_classes``, by quantiles of the image
     blurred with a 1-voxel Gaussian (so that the cuts follow structures such as an
-    enhanced vessel inside the liver, not voxel noise); its brightest part gets new class
-    numbers after the background's. int64, shape of ``image``."""
+    enhanced vessel inside the liver, not voxel noise): its darkest part keeps ``k``, the
+    parts above each cut get new numbers after the background's. int64, shape of
+    ``image``."""
     label = label.long()
     n_org = int(label.max().clamp_min(0))
     classes = label.clamp_min(0).clone()

@@ -7,6 +7,7 @@ Data flows through stages, each behind one small ABC:
 Arrays and spacings are (z, y, x) everywhere.
 """
 
+from flare_uda import _onednn  # noqa: F401  (before any torch kernel: see its docstring)
 from flare_uda.volume import Case, Volume
 
 __version__ = "0.1.0"

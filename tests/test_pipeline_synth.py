@@ -53,12 +53,12 @@ def test_synth_section_scales_the_budget_and_turns_contrasts_on():
     train = section.train_config()
     assert train.time_budget_minutes == 6.0 and train.augment.label_contrast == 0.5
     assert train.augment.scaling == (1.0, 1.0)  # the section's other options are kept
-    assert train.augment.label_contrast_organ_classes == (1, 3)  # organs with inner parts
-    plain = SynthConfig(organ_classes=(1, 1)).segmentation(timed).train_config()
-    assert plain.augment.label_contrast_organ_classes == (1, 1)
+    assert train.augment.label_contrast_organ_classes == (1, 1)  # uniform organs by default
+    split = SynthConfig(organ_classes=(1, 3)).segmentation(timed).train_config()
+    assert split.augment.label_contrast_organ_classes == (1, 3)  # organs with inner parts
     # the split is part of the first network's stage key; uniform organs leave it out
-    assert "label_contrast_organ_classes" in train.to_dict()["augment"]
-    assert "label_contrast_organ_classes" not in plain.to_dict()["augment"]
+    assert "label_contrast_organ_classes" in split.to_dict()["augment"]
+    assert "label_contrast_organ_classes" not in train.to_dict()["augment"]
     counted = SynthConfig(budget_factor=2.5).segmentation(SegmentationConfig("tiny"))
     assert counted.train_config().iterations == round(2.5 * get_preset_iterations("tiny"))
     # left out of a written config at its default, so older run folders keep their keys

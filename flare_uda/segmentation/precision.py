@@ -58,8 +58,8 @@ def resolve_precision(precision: str, device: torch.device) -> tuple[str, str]:
             raise ValueError(f"bf16 autocast is supported on cpu and cuda, not {device.type}")
         return "fp32", f"fp32: no bf16 autocast on {device.type}"
     if cpu_supports_bf16():
-        cap = _onednn.CAP_NOTE
-        return "bf16", "bf16 autocast: this CPU has native bf16 (oneDNN)" + (f"; {cap}" if cap else "")
+        cap = f"; {_onednn.CAP_NOTE}" if _onednn.CAP_NOTE else ""
+        return "bf16", "bf16 autocast: this CPU has native bf16 (oneDNN)" + cap
     if precision == "bf16":
         raise ValueError(
             "precision 'bf16' asked for, but this CPU has no native bf16 support "

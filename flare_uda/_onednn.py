@@ -4,9 +4,10 @@ Measured on a 2-core cloud VM whose CPU advertises AMX (Intel Xeon, flags
 ``amx_tile amx_bf16``) with torch 2.13.0+cpu (oneDNN 3.12): a bf16-autocast
 training step of the ``quick2d`` network hangs (no progress in 120 s) or
 segfaults inside ``backward``, while the same step with oneDNN capped at
-AVX512-BF16 takes 0.29 s (fp32: 0.46 s). So the AMX path cannot be trusted on
-every machine that advertises it, and the AVX512-BF16 kernels keep almost all
-of bf16's speed. fp32 work never uses AMX, so the cap changes nothing there.
+AVX512-BF16 runs: 0.137 s, fp32 0.128 s (median, ``benchmarks/bench_step_variants.py
+--no-compile [--fp32]``, docs/benchmarks.md). So the AMX path cannot be trusted on
+every machine that advertises it; the cap costs nothing measurable there. fp32
+work does not use AMX, so the cap changes nothing for it.
 
 oneDNN reads ``ONEDNN_MAX_CPU_ISA`` once, when it first dispatches a kernel,
 so :func:`cap_isa_on_amx` runs when :mod:`flare_uda` is imported, before any

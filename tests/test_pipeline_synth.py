@@ -17,6 +17,8 @@ import pytest
 from flare_uda.pipeline import SegmentationConfig, UDAConfig, get_preset
 from flare_uda.pipeline.config import SynthConfig
 from flare_uda.pipeline.demo import run_demo
+from flare_uda.pipeline.ensemble_model import EnsembleModel
+from flare_uda.pipeline.settings import Inputs, synth_mdm_model, synth_model
 
 SETTINGS = ["only_ct", "synth", "synth_mdm", "synth_mdm_plf"]
 
@@ -43,6 +45,53 @@ def test_synth_settings_run_with_random_contrasts_first(tiny_demo_run, tmp_path)
     later = json.loads((_stage(out, "train_synth_mdm") / "work" / "history.json").read_text())
     assert (first["iterations_done"], later["iterations_done"]) == (4, 2)
     assert "| CT, random contrasts |" in report.read_text()
+
+
+def test_synth_members_train_one_seed_each_and_label_by_their_mean(tiny_demo_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(tiny_demo_run, out)
+    settings = ["synth", "synth_mdm"]
+    config = UDAConfig.from_dict(
+        {"ablation": settings, "synth": {"members": 2}}, base=get_preset("tiny")
+    )
+    result, _ = run_demo(config, out, progress=False, device="cpu")
+    assert set(result.rows) | set(result.notes.get("skipped", {})) == set(settings)
+    steps = config.synth.segmentation(config.segmentation).train_config().iterations
+    for name in ("train_synth", "train_synth_member2"):  # both trained, the synth budget
+        history = json.loads((_stage(out, name) / "work" / "history.json").read_text())
+        assert history["iterations_done"] == steps == 12  # 6 x the tiny pipeline's 2
+    inputs = _inputs()
+    _, model, _ = synth_model(config, inputs)
+    assert [m.train_config.seed for m in model.members] == [0, 1]
+    # the warm start of the MR network takes the first member's weights
+    warm = {"ablation": settings, "warm_start": True}
+    config_one = UDAConfig.from_dict(warm, base=get_preset("tiny"))
+    config_two = UDAConfig.from_dict({**warm, "synth": {"members": 2}}, base=get_preset("tiny"))
+    _, one = synth_mdm_model(config_one, inputs)
+    _, two = synth_mdm_model(config_two, inputs)
+    assert one.upstream[1].name == two.upstream[1].name == "train_synth"
+    pseudo_two = two.upstream[0].upstream[1]  # MDM: (mr, pseudo-labels)
+    assert isinstance(pseudo_two.upstream[0], EnsembleModel)
+    assert [m.name for m in pseudo_two.upstream[0].members] == [
+        "train_synth",
+        "train_synth_member2",
+    ]
+
+
+def _inputs() -> Inputs:
+    from flare_uda.pipeline.stages import Cases
+
+    return Inputs(*(Cases(name, []) for name in ("ct", "mr", "mr_labelled", "test")))
+
+
+def test_synth_members_share_the_section_but_not_the_seed():
+    base = SegmentationConfig("tiny", {"seed": 5})
+    first, second, third = SynthConfig(members=3).member_segmentations(base)
+    assert first == SynthConfig().segmentation(base)  # member 0: the single network's
+    seeds = [s.train_config().seed for s in (first, second, third)]
+    assert seeds == [5, 6, 7]
+    assert second.train_config().augment == first.train_config().augment
+    assert SynthConfig().member_segmentations(base) == [first]
 
 
 def test_synth_section_scales_the_budget_and_turns_contrasts_on():
@@ -81,6 +130,9 @@ def get_preset_iterations(name: str) -> int:
         ({"organ_classes": [0, 2]}, "synth.organ_classes must be \\(low, high\\)"),
         ({"organ_classes": [3, 2]}, "synth.organ_classes must be \\(low, high\\)"),
         ({"organ_classes": [1, 2, 3]}, "synth.organ_classes must be a list of 2 ints"),
+        ({"members": 0}, "synth.members must be an integer >= 1, got 0"),
+        ({"members": 1.5}, "synth.members must be an int, got 1.5"),
+        ({"members": True}, "synth.members must be an int, got True"),
     ],
 )
 def test_bad_synth_section_is_refused(values, match):

@@ -145,11 +145,19 @@ class SynthConfig:
     mean and a lower spleen in 4 + 3 whole-chain runs (docs/results.md). Every later
     network of those settings trains on real MR pseudo-labels with the ``segmentation``
     section as it is.
+
+    ``members``: how many such first networks are trained, each with its own seed
+    (the ``segmentation`` section's seed, + 1, + 2, ...; the first is the single
+    network of ``members: 1``); their mean probability
+    (:class:`~flare_uda.inference.ensemble_segmenter.EnsembleSegmenter`) labels the
+    adaptation MR and the ``synth`` test cases, and a warm start takes the first
+    member's weights. Each member costs the whole budget again.
     """
 
     label_contrast: float = 0.8
     budget_factor: float = 6.0
     organ_classes: tuple[int, int] = (1, 1)
+    members: int = 1
 
     def __post_init__(self) -> None:
         p = self.label_contrast
@@ -160,6 +168,9 @@ class SynthConfig:
             raise ValueError(f"synth.budget_factor must be a number > 0, got {f!r}")
         organ = class_range("synth.organ_classes", self.organ_classes)
         object.__setattr__(self, "organ_classes", organ)
+        m = self.members
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"synth.members must be an integer >= 1, got {m!r}")
 
     def segmentation(self, base: SegmentationConfig) -> SegmentationConfig:
         """``base`` with random contrasts on and its budget scaled."""
@@ -175,6 +186,17 @@ class SynthConfig:
         else:
             options["iterations"] = max(1, round(train.iterations * self.budget_factor))
         return SegmentationConfig(base.preset, options)
+
+    def member_segmentations(self, base: SegmentationConfig) -> list[SegmentationConfig]:
+        """One :meth:`segmentation` per member; member ``i`` with seed ``base seed + i``
+        (member 0's section is :meth:`segmentation`'s, unchanged)."""
+        first = self.segmentation(base)
+        seed = first.train_config().seed
+        rest = [
+            SegmentationConfig(first.preset, {**first.options, "seed": seed + i})
+            for i in range(1, self.members)
+        ]
+        return [first, *rest]
 
 
 def _check_warm_start(first: SegmentationConfig, final: SegmentationConfig) -> None:

@@ -47,6 +47,7 @@ from typing import Any
 from flare_uda.options import fields_of
 from flare_uda.pipeline.adaptation import MDM, SelfTraining
 from flare_uda.pipeline.ct_atlas import CTAtlas
+from flare_uda.pipeline.ensemble_model import EnsembleModel, warm_start_stage
 from flare_uda.pipeline.runner import Stage
 from flare_uda.pipeline.stages import Cases, Predict, Train, Translate
 from flare_uda.plugin import PluginSpec, spec
@@ -84,7 +85,7 @@ def mdm_model(
     inputs: Inputs,
     mdm_config: Any = None,
     name: str = "train_asit_mdm",
-    first: tuple[Stage, Train, str] | None = None,
+    first: tuple[Stage, Stage, str] | None = None,
 ) -> tuple[MDM, Train]:
     """Pseudo-labels of the first model on the adaptation MR, MDM (``mdm_config``, default
     the ``mdm`` section; another one names its stage after ``name``: ``mdm_multi``), and a
@@ -92,7 +93,7 @@ def mdm_model(
 
     ``first``: (translation stage, model, its name), default ASIT's (``asit``); another
     name prefixes the pseudo-label and MDM stages (``synth``: ``pseudo_synth``,
-    ``mdm_synth``)."""
+    ``mdm_synth``). A warm start takes ``model``'s weights, an ensemble's first member's."""
     translate, model, first_name = first or (
         *translated_model(config, inputs, config.translation, "asit"),
         "asit",
@@ -104,7 +105,7 @@ def mdm_model(
     else:
         mdm_name = name.removeprefix("train_asit_")
     mdm = MDM(mdm_config, inputs.mr, pseudo, name=mdm_name)
-    init = model if config.warm_start else None
+    init = warm_start_stage(model) if config.warm_start else None
     return mdm, Train(name, config.segmentation, mdm, drop_empty=True, init=init)
 
 
@@ -227,12 +228,18 @@ def asit_mdm_atlas_plf(config: Any, inputs: Inputs) -> Stage:
     return organ_self_trained(config, inputs, atlas, model, "asit_mdm_atlas_plf")
 
 
-def synth_model(config: Any, inputs: Inputs) -> tuple[Translate, Train, str]:
+def synth_model(config: Any, inputs: Inputs) -> tuple[Translate, Stage, str]:
     """(CT as it is, a segmenter trained on it with label-conditioned random contrasts for
-    longer (the ``synth`` section), ``"synth"``): the first model of the ``synth*`` settings."""
+    longer (the ``synth`` section), ``"synth"``): the first model of the ``synth*`` settings.
+
+    With ``synth.members`` > 1 the model is the mean probability of that many such
+    networks (stages ``train_synth``, ``train_synth_member2``, ...), one seed each."""
     translate = Translate(spec("translator", "identity"), inputs.ct, inputs.mr)
-    section = config.synth.segmentation(config.segmentation)
-    return translate, Train("train_synth", section, translate), "synth"
+    sections = config.synth.member_segmentations(config.segmentation)
+    names = ["train_synth", *(f"train_synth_member{i + 1}" for i in range(1, len(sections)))]
+    members = [Train(n, s, translate) for n, s in zip(names, sections, strict=True)]
+    model = members[0] if len(members) == 1 else EnsembleModel("synth", members)
+    return translate, model, "synth"
 
 
 @SETTINGS.register("synth")

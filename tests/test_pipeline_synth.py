@@ -65,7 +65,7 @@ def test_synth_members_train_one_seed_each_and_label_by_their_mean(tiny_demo_run
     assert [m.train_config.seed for m in model.members] == [0, 1]
     # the warm start of the MR network takes the first member's weights
     warm = {"ablation": settings, "warm_start": True}
-    config_one = UDAConfig.from_dict(warm, base=get_preset("tiny"))
+    config_one = UDAConfig.from_dict({**warm, "synth": {"members": 1}}, base=get_preset("tiny"))
     config_two = UDAConfig.from_dict({**warm, "synth": {"members": 2}}, base=get_preset("tiny"))
     _, one = synth_mdm_model(config_one, inputs)
     _, two = synth_mdm_model(config_two, inputs)
@@ -91,7 +91,8 @@ def test_synth_members_share_the_section_but_not_the_seed():
     seeds = [s.train_config().seed for s in (first, second, third)]
     assert seeds == [5, 6, 7]
     assert second.train_config().augment == first.train_config().augment
-    assert SynthConfig().member_segmentations(base) == [first]
+    assert SynthConfig(members=1).member_segmentations(base) == [first]
+    assert len(SynthConfig().member_segmentations(base)) == 2  # the default: two seeds
 
 
 def test_synth_section_scales_the_budget_and_turns_contrasts_on():

@@ -153,8 +153,9 @@ class SynthConfig:
     adaptation MR and the ``synth`` test cases, and a warm start takes the first
     member's weights. Each member costs the whole budget again. The default 2: on
     real MR (CHAOS T2) in three paired runs it raised the whole chain from 66.7 /
-    70.2 / 69.9 to 71.4 / 71.9 / 72.9 and the first networks' spread of 62.9-70.9
-    to 69.1-70.1 (docs/results.md, "Two first networks").
+    70.2 / 69.9 to 71.4 / 71.9 / 72.9, and in four runs its first network beat
+    the average of its members every time; a weak member still pulls it down
+    (a fourth run: 65.9, liver 51.7; docs/results.md, "Two first networks").
     """
 
     label_contrast: float = 0.8

@@ -9,7 +9,8 @@ so that an ensemble's gain can be told apart from a lucky member::
         --target runs/real_e2_u12b_inputs/mr --labels runs/real_e2_u12b_inputs/mr_labels:chaos
 
 It prints one row per member (``train_synth``, ``train_synth_member2``, ...) and
-one for their mean probability: per-organ DSC (%) over the labelled cases, the
+one for their mean probability (with ``--extra-member``, of those and the extra
+model folders, each scored alone in its own run): per-organ DSC (%) over the labelled cases, the
 organs the labels annotate. Nothing is written.
 """
 
@@ -57,6 +58,14 @@ def main() -> int:
     parser.add_argument("--run", required=True, type=Path, help="the adapt run folder")
     parser.add_argument("--target", required=True, help="the run's --target folder")
     parser.add_argument("--labels", required=True, help="a --target-labels DIR:MAP")
+    parser.add_argument(
+        "--extra-member",
+        action="append",
+        default=[],
+        type=Path,
+        help="another model folder (e.g. a first network of another run) added to the "
+        "ensemble row; repeatable: what a larger synth.members would have labelled",
+    )
     args = parser.parse_args()
     config = UDAConfig.from_yaml(args.run / "config.yaml")
     inferer = config.inference.build()
@@ -65,12 +74,14 @@ def main() -> int:
     cases = [labelled[k] for k in sorted(labelled)]
     organs = sorted(set.intersection(*(set(c.annotated) for c in cases)))
     names = [FLARE_ORGANS[o - 1] for o in organs]
-    members = [NetworkSegmenter.load(p) for p in member_folders(args.run)]  # member 0 first
+    folders = member_folders(args.run) + args.extra_member
+    members = [NetworkSegmenter.load(p) for p in folders]  # member 0 first
     print(f"{len(cases)} cases ({report.label_map}), {len(members)} members")
     print("| model | " + " | ".join(names) + " | mean |")
     print("|---" * (len(names) + 2) + "|")
-    folders = member_folders(args.run)
-    rows = [(p.parent.name.split("-")[0], m) for p, m in zip(folders, members, strict=True)]
+    rows = [(str(p.parent), m) for p, m in zip(folders, members, strict=True)]
+    if args.extra_member:  # each extra member alone is scored in its own run
+        rows = rows[: -len(args.extra_member)]
     rows.append((f"mean probability of {len(members)}", EnsembleSegmenter(members)))
     for name, segmenter in rows:
         dsc = scores(segmenter, inferer, cases, organs)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flare_uda.data.labels import FLARE_ORGANS
+from flare_uda.data.labels import organ_name
 from flare_uda.data.user_data import read_target, read_target_labels
 from flare_uda.inference.ensemble_segmenter import EnsembleSegmenter
 from flare_uda.metrics.evaluate import evaluate_volumes
@@ -45,7 +45,7 @@ def member_folders(run: Path) -> list[Path]:
 
 def scores(segmenter, inferer, cases, organs) -> list[float]:
     """Mean DSC (%) per organ over ``cases``."""
-    per_organ: dict[str, list[float]] = {FLARE_ORGANS[o - 1]: [] for o in organs}
+    per_organ: dict[str, list[float]] = {organ_name(o): [] for o in organs}
     for case in cases:
         pred = inferer(case.image, segmenter)
         for row in evaluate_volumes(case.case_id, pred, case.label, organs=organs):
@@ -73,15 +73,14 @@ def main() -> int:
     labelled, report = read_target_labels(args.labels, target)
     cases = [labelled[k] for k in sorted(labelled)]
     organs = sorted(set.intersection(*(set(c.annotated) for c in cases)))
-    names = [FLARE_ORGANS[o - 1] for o in organs]
-    folders = member_folders(args.run) + args.extra_member
-    members = [NetworkSegmenter.load(p) for p in folders]  # member 0 first
+    names = [organ_name(o) for o in organs]
+    own = member_folders(args.run)
+    members = [NetworkSegmenter.load(p) for p in own + args.extra_member]  # member 0 first
     print(f"{len(cases)} cases ({report.label_map}), {len(members)} members")
     print("| model | " + " | ".join(names) + " | mean |")
     print("|---" * (len(names) + 2) + "|")
-    rows = [(str(p.parent), m) for p, m in zip(folders, members, strict=True)]
-    if args.extra_member:  # each extra member alone is scored in its own run
-        rows = rows[: -len(args.extra_member)]
+    # the run's own members alone; an extra member alone is scored in its own run
+    rows = [(str(p.parent), m) for p, m in zip(own, members[: len(own)], strict=True)]
     rows.append((f"mean probability of {len(members)}", EnsembleSegmenter(members)))
     for name, segmenter in rows:
         dsc = scores(segmenter, inferer, cases, organs)
